@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the system packages scratchcrypt needs to build and test, when they are missing.
+#
+# Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libext2fs-dev.
+# Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
+# qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
+# oracles inside the guest. The product itself needs none of the test tools.
+set -euo pipefail
+
+PACKAGES=(
+    pkg-config libclang-dev libcryptsetup-dev libext2fs-dev
+    e2fsprogs fuse3 libfuse3-dev
+    qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "deps: installing ${missing[*]}" >&2
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,117 @@
+//! The crate's error type.
+//!
+//! Every module owns an error enum for its own concern (`SparseError`, `FormatError`, `LuksError`,
+//! `DmError`, ...). Each of those names the device or file, the step and the cause in its message and
+//! exposes the underlying error through `source()` rather than repeating its text. [`Error`] gathers
+//! them for the public API, adds the pipeline's own failures, and maps every error to an
+//! [`ErrorClass`], which the command-line tool turns into its exit status.
+
+use std::path::PathBuf;
+
+use crate::name::NameError;
+
+/// Coarse classes of failure, used for the command-line tool's exit status.
+///
+/// The classes let scripts tell "you asked for something impossible" from "the kernel or the
+/// hardware refused" without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The request itself is wrong: bad path, not a block device, too small, invalid name.
+    InvalidInput,
+    /// The target is in use: mounted, held open, or the mapping name is taken.
+    Busy,
+    /// This kernel or system lacks something needed (device-mapper, a dm target, SEEK_DATA).
+    Unsupported,
+    /// An operating-system call failed while doing the work (I/O error, no space, ...).
+    Io,
+    /// The work failed and undoing it failed too: something may be left behind.
+    RollbackFailed,
+}
+
+impl ErrorClass {
+    /// The exit status the command-line tool uses for this class (usage errors from the
+    /// argument parser use 2, as clap does).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::InvalidInput => 3,
+            ErrorClass::Busy => 4,
+            ErrorClass::Unsupported => 5,
+            ErrorClass::Io => 6,
+            ErrorClass::RollbackFailed => 7,
+        }
+    }
+}
+
+/// Everything that can go wrong in scratchcrypt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A mapping name was rejected.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Copying the image or zeroing ranges failed.
+    #[error(transparent)]
+    Sparse(#[from] crate::sparse::SparseError),
+    /// Building the ext4 image failed.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
+    /// Formatting the LUKS2 header failed.
+    #[error(transparent)]
+    Luks(#[from] crate::luks::LuksError),
+    /// A device-mapper operation failed.
+    #[error(transparent)]
+    Dm(#[from] crate::dm_table::DmError),
+    /// A step of the pipeline failed for a reason that belongs to no module.
+    #[error("{step} for {}", device.display())]
+    Step {
+        /// The pipeline step, in words ("open the source device", ...).
+        step: &'static str,
+        /// The device or path the step worked on.
+        device: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step failed, and undoing the earlier steps failed as well.
+    #[error("{cause}; rollback also failed: {}", rollback.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Rollback {
+        /// The failure that started the rollback.
+        cause: Box<Error>,
+        /// Every undo action that failed, in the order they ran.
+        rollback: Vec<Error>,
+    },
+}
+
+impl Error {
+    /// The class of this error, for exit statuses and for callers that branch on the kind.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Name(_) => ErrorClass::InvalidInput,
+            Error::Sparse(e) => e.class(),
+            Error::Format(e) => e.class(),
+            Error::Luks(e) => e.class(),
+            Error::Dm(e) => e.class(),
+            Error::Step { source, .. } => class_of_io(source),
+            Error::Rollback { .. } => ErrorClass::RollbackFailed,
+        }
+    }
+}
+
+/// Classify a raw OS error the same way in every module.
+pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
+    match err.raw_os_error() {
+        Some(libc::ENOENT)
+        | Some(libc::ENOTBLK)
+        | Some(libc::EINVAL)
+        | Some(libc::ENAMETOOLONG) => ErrorClass::InvalidInput,
+        Some(libc::EBUSY) | Some(libc::EEXIST) => ErrorClass::Busy,
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
+            ErrorClass::Unsupported
+        }
+        _ => ErrorClass::Io,
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
