@@ -27,6 +27,8 @@ pub mod format;
 pub mod loopdev;
 pub mod luks;
 pub mod name;
+pub mod progress;
+pub mod size;
 pub mod sparse;
 
 pub use error::{Error, ErrorClass, Result};
