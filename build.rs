@@ -24,9 +24,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SCRATCHCRYPT_EXT2FS_DYNAMIC");
 
     let dynamic = env::var_os("SCRATCHCRYPT_EXT2FS_DYNAMIC").is_some_and(|v| v == "1");
-    let static_dir = LIB_DIRS.iter().map(Path::new).find(|d| {
-        d.join("libext2fs.a").exists() && d.join("libcom_err.a").exists()
-    });
+    let static_dir = LIB_DIRS
+        .iter()
+        .map(Path::new)
+        .find(|d| d.join("libext2fs.a").exists() && d.join("libcom_err.a").exists());
     match (dynamic, static_dir) {
         (false, Some(dir)) => {
             println!("cargo:rustc-link-search=native={}", dir.display());
@@ -94,7 +95,9 @@ fn main() {
         .allowlist_type("ext2_super_block")
         .derive_default(true)
         .generate()
-        .unwrap_or_else(|e| panic!("bindgen over <ext2fs/ext2fs.h> failed (is libext2fs-dev installed?): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("bindgen over <ext2fs/ext2fs.h> failed (is libext2fs-dev installed?): {e}")
+        });
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| panic!("cargo sets OUT_DIR")));
     bindings

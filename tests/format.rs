@@ -35,13 +35,19 @@ fn tmpfs_dir() -> Option<tempfile::TempDir> {
     let dir = Path::new("/dev/shm");
     let st = nix::sys::statfs::statfs(dir).ok()?;
     (st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-        .then(|| tempfile::Builder::new().prefix("scratchcrypt-fmt").tempdir_in(dir).ok())
+        .then(|| {
+            tempfile::Builder::new()
+                .prefix("scratchcrypt-fmt")
+                .tempdir_in(dir)
+                .ok()
+        })
         .flatten()
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {
     let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -103,7 +109,10 @@ fn compare_with_mke2fs(size: u64) {
     ] {
         assert!(b.contains_key(key), "mke2fs header lacks {key}");
     }
-    assert_eq!(a, b, "dumpe2fs -h differs from mke2fs -t ext4 at {size} bytes");
+    assert_eq!(
+        a, b,
+        "dumpe2fs -h differs from mke2fs -t ext4 at {size} bytes"
+    );
     assert_eq!(plan.block_count.to_string(), a["Block count"]);
     assert_eq!(plan.inode_count.to_string(), a["Inode count"]);
 }
@@ -152,7 +161,10 @@ fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 fn blocks_of(ranges: &[ByteRange]) -> Vec<(u64, u64)> {
-    ranges.iter().map(|r| (r.start / 4096, r.end().div_ceil(4096))).collect()
+    ranges
+        .iter()
+        .map(|r| (r.start / 4096, r.end().div_ceil(4096)))
+        .collect()
 }
 
 fn parse_range(s: &str) -> (u64, u64) {
@@ -177,10 +189,19 @@ fn blocks_that_must_be_written(path: &Path) -> Vec<(u64, u64)> {
     for line in text.lines() {
         let t = line.trim();
         if let Some(rest) = t.strip_prefix("Group ").filter(|r| r.contains("(Blocks ")) {
-            let blocks = rest.split("(Blocks ").nth(1).unwrap().split(')').next().unwrap();
+            let blocks = rest
+                .split("(Blocks ")
+                .nth(1)
+                .unwrap()
+                .split(')')
+                .next()
+                .unwrap();
             group = Some(parse_range(blocks));
             groups += 1;
-        } else if let Some(rest) = t.strip_prefix("Block bitmap at ").or(t.strip_prefix("Inode bitmap at ")) {
+        } else if let Some(rest) = t
+            .strip_prefix("Block bitmap at ")
+            .or(t.strip_prefix("Inode bitmap at "))
+        {
             need.push(parse_range(rest.split([' ', ',']).next().unwrap()));
         } else if let Some(rest) = t.strip_prefix("Inode table at ") {
             need.push(parse_range(rest.split([' ', ',']).next().unwrap()));
@@ -245,7 +266,12 @@ fn coverage_1tib() {
 /// Write a "device" full of 0xA5 garbage (what an unwiped disk may hold), then the plan: zero
 /// ranges first (when `zero`), then the image's data extents on top.
 fn garbage_device(path: &Path, image: &Path, plan: &FormatPlan, zero: bool) {
-    let mut dev = OpenOptions::new().create(true).truncate(true).write(true).open(path).unwrap();
+    let mut dev = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let chunk = vec![0xA5u8; MIB as usize];
     for _ in 0..plan.size_bytes / MIB {
         dev.write_all(&chunk).unwrap();
@@ -325,8 +351,14 @@ fn loop_plan_on_garbage_device_mounts_and_takes_files() {
     let lo = scratchcrypt::loopdev::LoopDevice::attach(&dev, 4096).unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    nix::mount::mount(Some(lo.path()), &mnt, Some("ext4"), nix::mount::MsFlags::empty(), None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some(lo.path()),
+        &mnt,
+        Some("ext4"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
     let mounted = Mounted(mnt.clone());
     for i in 0..64 {
         let mut f = File::create(mnt.join(format!("file{i}"))).unwrap();

@@ -29,14 +29,18 @@ impl Ext2Error {
         // thread-local NUL-terminated string (never null), which is copied before returning.
         let text = unsafe { CStr::from_ptr(ffi::error_message(code)) };
         Ext2Error {
-            code: code as i64,
+            // errcode_t is C `long`: i64 here, i32 on 32-bit targets.
+            #[allow(clippy::useless_conversion)]
+            code: i64::from(code),
             message: text.to_string_lossy().into_owned(),
         }
     }
 
     /// The errno, when the code is one (the ext2 error table's codes are far above errno range).
     pub fn errno(&self) -> Option<i32> {
-        i32::try_from(self.code).ok().filter(|c| *c > 0 && *c < 4096)
+        i32::try_from(self.code)
+            .ok()
+            .filter(|c| *c > 0 && *c < 4096)
     }
 }
 
@@ -132,9 +136,10 @@ impl Ext2Fs {
 
     /// Mark the superblock and both bitmaps dirty so that close writes them.
     pub fn mark_all_dirty(&mut self) {
-        self.raw().flags |=
-            (ffi::EXT2_FLAG_DIRTY | ffi::EXT2_FLAG_CHANGED | ffi::EXT2_FLAG_IB_DIRTY | ffi::EXT2_FLAG_BB_DIRTY)
-                as c_int;
+        self.raw().flags |= (ffi::EXT2_FLAG_DIRTY
+            | ffi::EXT2_FLAG_CHANGED
+            | ffi::EXT2_FLAG_IB_DIRTY
+            | ffi::EXT2_FLAG_BB_DIRTY) as c_int;
     }
 
     /// Recompute the metadata checksum seed from the superblock (after changing the UUID).
@@ -153,7 +158,11 @@ impl Ext2Fs {
     /// directory pass parent = inum = 2 and an empty name).
     pub fn mkdir(&mut self, parent: u32, inum: u32, name: &CStr) -> Result<(), Ext2Error> {
         // SAFETY: `fs` is valid (invariant); `name` is NUL-terminated and outlives the call.
-        let name_ptr = if name.is_empty() { ptr::null() } else { name.as_ptr() };
+        let name_ptr = if name.is_empty() {
+            ptr::null()
+        } else {
+            name.as_ptr()
+        };
         // SAFETY: see above; a null name is how libext2fs is asked for the root directory.
         check(unsafe { ffi::ext2fs_mkdir(self.fs, parent, inum, name_ptr) })
     }
@@ -161,10 +170,13 @@ impl Ext2Fs {
     /// Inode number of `name` in directory `dir`.
     pub fn lookup(&mut self, dir: u32, name: &CStr) -> Result<u32, Ext2Error> {
         let mut ino: ffi::ext2_ino_t = 0;
-        let len = c_int::try_from(name.to_bytes().len()).map_err(|_| Ext2Error::from_code(i64::from(libc::ENAMETOOLONG)))?;
+        let len = c_int::try_from(name.to_bytes().len())
+            .map_err(|_| Ext2Error::from_code(i64::from(libc::ENAMETOOLONG)))?;
         // SAFETY: `fs` is valid; `name` points at `len` bytes; a null buffer makes libext2fs
         // allocate its own; `ino` receives the result.
-        check(unsafe { ffi::ext2fs_lookup(self.fs, dir, name.as_ptr(), len, ptr::null_mut(), &mut ino) })?;
+        check(unsafe {
+            ffi::ext2fs_lookup(self.fs, dir, name.as_ptr(), len, ptr::null_mut(), &mut ino)
+        })?;
         Ok(ino)
     }
 
@@ -202,7 +214,10 @@ impl Ext2Fs {
 
     /// Create the journal inode at libext2fs' default place (the middle of the filesystem)
     /// without zeroing its blocks.
-    pub fn add_journal_lazy(&mut self, params: &mut ffi::ext2fs_journal_params) -> Result<(), Ext2Error> {
+    pub fn add_journal_lazy(
+        &mut self,
+        params: &mut ffi::ext2fs_journal_params,
+    ) -> Result<(), Ext2Error> {
         let flags = (ffi::EXT2_MKJOURNAL_LAZYINIT | ffi::EXT2_MKJOURNAL_NO_MNT_CHECK) as c_int;
         // SAFETY: `fs` is valid; `params` is a live struct; goal ~0 asks for the default spot.
         check(unsafe { ffi::ext2fs_add_journal_inode3(self.fs, params, !0, flags) })
@@ -235,7 +250,9 @@ impl Ext2Fs {
     pub fn group_layout(&mut self, group: u32) -> Result<GroupLayout, Ext2Error> {
         let (mut sb, mut old, mut new, mut used) = (0u64, 0u64, 0u64, 0u32);
         // SAFETY: `fs` is valid; callers pass group < group_count; the out pointers are live.
-        check(unsafe { ffi::ext2fs_super_and_bgd_loc2(self.fs, group, &mut sb, &mut old, &mut new, &mut used) })?;
+        check(unsafe {
+            ffi::ext2fs_super_and_bgd_loc2(self.fs, group, &mut sb, &mut old, &mut new, &mut used)
+        })?;
         // SAFETY: as above; these accessors only read the in-memory descriptor.
         let (bb, ib, it) = unsafe {
             (

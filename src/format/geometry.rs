@@ -175,7 +175,10 @@ mod tests {
         let g = Geometry::new(64 << 20, None, 5.0).unwrap();
         assert_eq!((g.blocks, g.inodes, g.reserved_blocks), (16384, 16384, 819));
         let g = Geometry::new(TIB, None, 5.0).unwrap();
-        assert_eq!((g.blocks, g.inodes, g.reserved_blocks), (268435456, 67108864, 13421772));
+        assert_eq!(
+            (g.blocks, g.inodes, g.reserved_blocks),
+            (268435456, 67108864, 13421772)
+        );
         assert!(g.resize_inode);
         let g = Geometry::new(16 * TIB, None, 5.0).unwrap();
         assert_eq!((g.blocks, g.inodes), (1 << 32, 268435456));
@@ -185,12 +188,33 @@ mod tests {
     /// Sizes are rounded down to whole blocks, and bad requests are refused.
     #[test]
     fn rounding_and_limits() {
-        assert_eq!(Geometry::new(GIB + 4095, None, 5.0).unwrap().blocks, GIB / 4096);
-        assert_eq!(Geometry::new((8 << 20) - 1, None, 5.0), Err(RequestError::TooSmall));
-        assert_eq!(Geometry::new(17 * TIB, None, 5.0), Err(RequestError::TooLarge));
-        assert_eq!(Geometry::new(GIB, Some(512), 5.0), Err(RequestError::InodeRatio));
-        assert_eq!(Geometry::new(GIB, None, 60.0), Err(RequestError::ReservedPercent));
-        assert_eq!(Geometry::new(GIB, None, f64::NAN), Err(RequestError::ReservedPercent));
-        assert_eq!(Geometry::new(GIB, Some(1024), 5.0).unwrap().inodes, GIB / 1024);
+        assert_eq!(
+            Geometry::new(GIB + 4095, None, 5.0).unwrap().blocks,
+            GIB / 4096
+        );
+        assert_eq!(
+            Geometry::new((8 << 20) - 1, None, 5.0),
+            Err(RequestError::TooSmall)
+        );
+        assert_eq!(
+            Geometry::new(17 * TIB, None, 5.0),
+            Err(RequestError::TooLarge)
+        );
+        assert_eq!(
+            Geometry::new(GIB, Some(512), 5.0),
+            Err(RequestError::InodeRatio)
+        );
+        assert_eq!(
+            Geometry::new(GIB, None, 60.0),
+            Err(RequestError::ReservedPercent)
+        );
+        assert_eq!(
+            Geometry::new(GIB, None, f64::NAN),
+            Err(RequestError::ReservedPercent)
+        );
+        assert_eq!(
+            Geometry::new(GIB, Some(1024), 5.0).unwrap().inodes,
+            GIB / 1024
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! mke2fs on a file punches holes and then trusts them to read as zeros: inode tables and the
 //! journal end up as holes, flagged "zeroed", and a sparse copy never writes them. On an unwiped
 //! dm-integrity device those blocks read back as EIO. Here the image is laid out through
-//! libext2fs directly ([`fs`] wraps the handle, [`ffi`] holds the bindgen bindings), and the
+//! libext2fs directly ([`fs`] wraps the handle, the private `ffi` module holds the bindgen
+//! bindings), and the
 //! blocks that the image leaves as holes but that the kernel or e2fsck will read are returned as
 //! [`FormatPlan::zero_ranges`].
 //!
@@ -52,8 +53,8 @@ use crate::error::{class_of_io, ErrorClass};
 pub use fs::Ext2Error;
 use fs::Ext2Fs;
 pub use geometry::{Geometry, RequestError, SizeClass, BLOCK_SIZE};
-pub use plan::{data_extents, ByteRange};
 use plan::RangeBuilder;
+pub use plan::{data_extents, ByteRange};
 
 /// libext2fs is not thread-safe in general (com_err tables, global I/O manager state): one
 /// image at a time per process.
@@ -203,7 +204,8 @@ pub fn build_image(
         image: image.to_path_buf(),
         reason,
     };
-    let geometry = Geometry::new(size_bytes, opts.inode_ratio, opts.reserved_percent).map_err(invalid)?;
+    let geometry =
+        Geometry::new(size_bytes, opts.inode_ratio, opts.reserved_percent).map_err(invalid)?;
     let label = opts.label.as_deref().unwrap_or("").as_bytes();
     if label.len() > 16 {
         return Err(invalid(RequestError::LabelTooLong));
@@ -219,10 +221,13 @@ pub fn build_image(
         .truncate(true)
         .open(image)
         .map_err(create)?;
-    file.set_len(geometry.blocks * u64::from(BLOCK_SIZE)).map_err(create)?;
+    file.set_len(geometry.blocks * u64::from(BLOCK_SIZE))
+        .map_err(create)?;
     drop(file);
 
-    let _guard = LIBEXT2FS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = LIBEXT2FS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let ext2 = |step| {
         move |source| FormatError::Ext2fs {
             step,
@@ -236,7 +241,8 @@ pub fn build_image(
     let uuid = opts.uuid.unwrap_or_else(random_uuid_v4);
     identify(&mut fs, uuid, label);
 
-    fs.allocate_tables().map_err(ext2("place bitmaps and inode tables"))?;
+    fs.allocate_tables()
+        .map_err(ext2("place bitmaps and inode tables"))?;
     // mke2fs stores the metadata overhead in the superblock: blocks in use once the tables are placed, plus the journal.
     let mut overhead = fs
         .count_used_clusters(u64::from(fs.sb().s_first_data_block), geometry.blocks - 1)
@@ -252,7 +258,8 @@ pub fn build_image(
         .map_err(ext2("write the bad-block inode"))?;
     fs.mark_all_dirty();
     if geometry.resize_inode {
-        fs.create_resize_inode().map_err(ext2("create the resize inode"))?;
+        fs.create_resize_inode()
+            .map_err(ext2("create the resize inode"))?;
     }
     let mut journal_blocks = 0u64;
     if opts.journal {
@@ -264,10 +271,12 @@ pub fn build_image(
     overhead += journal_blocks + u64::from(fs.sb().s_first_data_block);
     fs.sb_mut().s_overhead_clusters = u32::try_from(overhead).unwrap_or(0);
 
-    let zero_ranges = collect_zero_ranges(&mut fs, opts.journal).map_err(ext2("map metadata blocks"))?;
+    let zero_ranges =
+        collect_zero_ranges(&mut fs, opts.journal).map_err(ext2("map metadata blocks"))?;
     let group_count = fs.group_count();
     let inode_count = u64::from(fs.sb().s_inodes_count);
-    fs.close().map_err(ext2("write the metadata (ext2fs_close)"))?;
+    fs.close()
+        .map_err(ext2("write the metadata (ext2fs_close)"))?;
 
     let scan = |source| FormatError::ScanImage {
         image: image.to_path_buf(),
@@ -367,7 +376,8 @@ fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>,
     let sb = fs.sb();
     let blocks_per_group = u64::from(sb.s_blocks_per_group);
     let first_data_block = u64::from(sb.s_first_data_block);
-    let itable_blocks = u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size) / u64::from(BLOCK_SIZE);
+    let itable_blocks =
+        u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size) / u64::from(BLOCK_SIZE);
     let mut ranges = RangeBuilder::default();
     for g in 0..groups {
         fs.set_group_flags(g, ffi::EXT2_BG_INODE_ZEROED as u16);
@@ -397,7 +407,14 @@ fn random_uuid_v4() -> [u8; 16] {
 
 fn format_uuid(u: &[u8; 16]) -> String {
     let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]

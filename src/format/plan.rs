@@ -110,9 +110,18 @@ mod tests {
         assert_eq!(
             b.into_byte_ranges(4096),
             vec![
-                ByteRange { start: 0, len: 4096 },
-                ByteRange { start: 10 * 4096, len: 8 * 4096 },
-                ByteRange { start: 20 * 4096, len: 4096 },
+                ByteRange {
+                    start: 0,
+                    len: 4096
+                },
+                ByteRange {
+                    start: 10 * 4096,
+                    len: 8 * 4096
+                },
+                ByteRange {
+                    start: 20 * 4096,
+                    len: 4096
+                },
             ]
         );
     }
@@ -120,7 +129,9 @@ mod tests {
     /// SEEK_DATA sees the two written blocks of an otherwise sparse file.
     #[test]
     fn data_extents_of_sparse_file() {
-        let mut f = tempfile::tempfile_in("/dev/shm").or_else(|_| tempfile::tempfile()).unwrap();
+        let mut f = tempfile::tempfile_in("/dev/shm")
+            .or_else(|_| tempfile::tempfile())
+            .unwrap();
         f.set_len(64 << 20).unwrap();
         f.seek(SeekFrom::Start(1 << 20)).unwrap();
         f.write_all(&[1u8; 4096]).unwrap();

@@ -8,7 +8,10 @@ const MIB: u64 = 1 << 20;
 fn superblock(path: &Path) -> Vec<u8> {
     use std::os::unix::fs::FileExt;
     let mut sb = vec![0u8; 1024];
-    File::open(path).unwrap().read_exact_at(&mut sb, 1024).unwrap();
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut sb, 1024)
+        .unwrap();
     sb
 }
 
@@ -23,10 +26,16 @@ fn too_small_is_invalid_input() {
     let img = dir.path().join("img");
     let err = build_image(&img, 4 * MIB, &FormatOptions::default()).unwrap_err();
     assert_eq!(err.class(), ErrorClass::InvalidInput);
-    assert!(err.to_string().contains(&img.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&img.display().to_string()),
+        "{err}"
+    );
     assert!(matches!(
         err,
-        FormatError::InvalidRequest { reason: RequestError::TooSmall, .. }
+        FormatError::InvalidRequest {
+            reason: RequestError::TooSmall,
+            ..
+        }
     ));
 }
 
@@ -41,7 +50,10 @@ fn bad_options_are_refused() {
     };
     assert!(matches!(
         build_image(&img, 64 * MIB, &long),
-        Err(FormatError::InvalidRequest { reason: RequestError::LabelTooLong, .. })
+        Err(FormatError::InvalidRequest {
+            reason: RequestError::LabelTooLong,
+            ..
+        })
     ));
     let ratio = FormatOptions {
         inode_ratio: Some(100),
@@ -65,7 +77,11 @@ fn options_reach_the_superblock() {
         uuid: Some(uuid),
     };
     let plan = build_image(&img, 256 * MIB + 4095, &opts).unwrap();
-    assert_eq!(plan.size_bytes, 256 * MIB, "size rounds down to whole blocks");
+    assert_eq!(
+        plan.size_bytes,
+        256 * MIB,
+        "size rounds down to whole blocks"
+    );
     let sb = superblock(&img);
     assert_eq!(&sb[0x38..0x3a], &[0x53, 0xef], "ext2 magic");
     assert_eq!(&sb[0x68..0x78], &uuid);
@@ -103,16 +119,30 @@ fn zero_ranges_are_well_formed() {
     let plan = build_image(&img, 2048 * MIB, &FormatOptions::default()).unwrap();
     let mut prev_end = None;
     for r in &plan.zero_ranges {
-        assert!(r.len > 0 && r.start % 4096 == 0 && r.len % 4096 == 0, "{r:?}");
+        assert!(
+            r.len > 0 && r.start % 4096 == 0 && r.len % 4096 == 0,
+            "{r:?}"
+        );
         if let Some(e) = prev_end {
-            assert!(r.start > e, "ranges must be sorted and merged: {:?}", plan.zero_ranges);
+            assert!(
+                r.start > e,
+                "ranges must be sorted and merged: {:?}",
+                plan.zero_ranges
+            );
         }
         prev_end = Some(r.end());
     }
     assert!(prev_end.unwrap() <= plan.size_bytes);
-    assert_eq!(plan.zero_bytes, plan.zero_ranges.iter().map(|r| r.len).sum::<u64>());
+    assert_eq!(
+        plan.zero_bytes,
+        plan.zero_ranges.iter().map(|r| r.len).sum::<u64>()
+    );
     // 16 groups × 8192 inodes × 256 bytes of inode tables + the 64 MiB journal, at least.
-    assert!(plan.zero_bytes >= 16 * 8192 * 256 + 64 * MIB, "{}", plan.zero_bytes);
+    assert!(
+        plan.zero_bytes >= 16 * 8192 * 256 + 64 * MIB,
+        "{}",
+        plan.zero_bytes
+    );
     assert_eq!(plan.journal_bytes, 64 * MIB);
 }
 
@@ -125,7 +155,10 @@ fn plan_serializes_to_json() {
     assert_eq!(v["block_size"], 4096);
     assert_eq!(v["size_bytes"], 64 * MIB);
     assert!(v["elapsed_seconds"].as_f64().unwrap() >= 0.0);
-    assert_eq!(v["zero_ranges"].as_array().unwrap().len(), plan.zero_ranges.len());
+    assert_eq!(
+        v["zero_ranges"].as_array().unwrap().len(),
+        plan.zero_ranges.len()
+    );
     assert!(v["zero_ranges"][0]["start"].is_u64() && v["zero_ranges"][0]["len"].is_u64());
     assert!(v["image_data_bytes"].as_u64().unwrap() > 0);
 }
