@@ -147,6 +147,18 @@ fn matches_mke2fs_16tib() {
     compare_with_mke2fs(16 * TIB);
 }
 
+/// A size that is not a multiple of the group size (and not of 4 KiB) matches mke2fs too.
+#[test]
+fn matches_mke2fs_odd_size() {
+    compare_with_mke2fs(300 * MIB + 4096 * 7 + 100);
+}
+
+/// A size whose last group would be too small is shortened exactly as mke2fs shortens it.
+#[test]
+fn matches_mke2fs_dropped_last_group() {
+    compare_with_mke2fs(GIB + 40 * 1024);
+}
+
 /// Sorted, merged half-open block intervals.
 fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.sort_unstable();

@@ -124,6 +124,12 @@ impl Ext2Fs {
         unsafe { &mut *self.fs }
     }
 
+    /// Blocks in the filesystem.
+    pub fn block_count(&self) -> u64 {
+        // SAFETY: `fs` is valid (invariant); the call only reads the superblock.
+        unsafe { ffi::ext2fs_blocks_count((*self.fs).super_) }
+    }
+
     /// Number of block groups.
     pub fn group_count(&mut self) -> u32 {
         self.raw().group_desc_count

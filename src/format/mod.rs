@@ -97,7 +97,9 @@ impl Default for FormatOptions {
 /// pipeline needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct FormatPlan {
-    /// Filesystem size in bytes (the requested size rounded down to whole blocks).
+    /// Filesystem size in bytes: the requested size rounded down to whole blocks, less a last
+    /// group too small to hold its own metadata (dropped by libext2fs as by mke2fs). The image
+    /// file keeps the requested size.
     pub size_bytes: u64,
     /// Block size (always 4096).
     pub block_size: u32,
@@ -238,6 +240,8 @@ pub fn build_image(
     let mut param = superblock_params(&geometry, opts.journal);
     let mut fs = Ext2Fs::initialize(image, ffi::EXT2_FLAG_64BITS, &mut param)
         .map_err(ext2("lay out the filesystem (ext2fs_initialize)"))?;
+    // ext2fs_initialize drops a last group too small for its own metadata, as mke2fs does.
+    let blocks = fs.block_count();
     let uuid = opts.uuid.unwrap_or_else(random_uuid_v4);
     identify(&mut fs, uuid, label);
 
@@ -245,7 +249,7 @@ pub fn build_image(
         .map_err(ext2("place bitmaps and inode tables"))?;
     // mke2fs stores the metadata overhead in the superblock: blocks in use once the tables are placed, plus the journal.
     let mut overhead = fs
-        .count_used_clusters(u64::from(fs.sb().s_first_data_block), geometry.blocks - 1)
+        .count_used_clusters(u64::from(fs.sb().s_first_data_block), blocks - 1)
         .map_err(ext2("count metadata blocks"))?;
     fs.mkdir(ffi::EXT2_ROOT_INO, ffi::EXT2_ROOT_INO, c"")
         .map_err(ext2("create the root directory"))?;
@@ -284,9 +288,9 @@ pub fn build_image(
     };
     let extents = data_extents(&File::open(image).map_err(scan)?).map_err(scan)?;
     Ok(FormatPlan {
-        size_bytes: geometry.blocks * u64::from(BLOCK_SIZE),
+        size_bytes: blocks * u64::from(BLOCK_SIZE),
         block_size: BLOCK_SIZE,
-        block_count: geometry.blocks,
+        block_count: blocks,
         inode_count,
         group_count,
         journal_bytes: journal_blocks * u64::from(BLOCK_SIZE),
