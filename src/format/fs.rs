@@ -163,13 +163,14 @@ impl Ext2Fs {
     /// Create directory `name` in `parent` (`inum` 0 lets libext2fs choose; for the root
     /// directory pass parent = inum = 2 and an empty name).
     pub fn mkdir(&mut self, parent: u32, inum: u32, name: &CStr) -> Result<(), Ext2Error> {
-        // SAFETY: `fs` is valid (invariant); `name` is NUL-terminated and outlives the call.
+        // A null name is how libext2fs is asked for the root directory.
         let name_ptr = if name.is_empty() {
             ptr::null()
         } else {
             name.as_ptr()
         };
-        // SAFETY: see above; a null name is how libext2fs is asked for the root directory.
+        // SAFETY: `fs` is valid (invariant); `name_ptr` is null or points at the NUL-terminated
+        // `name`, which outlives the call.
         check(unsafe { ffi::ext2fs_mkdir(self.fs, parent, inum, name_ptr) })
     }
 
@@ -194,7 +195,8 @@ impl Ext2Fs {
 
     /// Mark inode `ino` in use in the bitmap and the counters.
     pub fn reserve_inode(&mut self, ino: u32) {
-        // SAFETY: `fs` is valid; callers pass inode numbers below the first free inode.
+        // SAFETY: `fs` is valid (invariant); libext2fs ignores (and reports through com_err)
+        // an inode number beyond the inode count, so any `ino` is memory-safe.
         unsafe { ffi::ext2fs_inode_alloc_stats2(self.fs, ino, 1, 0) }
     }
 
@@ -237,29 +239,37 @@ impl Ext2Fs {
         Ok(out)
     }
 
-    /// Descriptor flags of `group`.
-    pub fn group_flags(&mut self, group: u32) -> u16 {
-        // SAFETY: `fs` is valid; callers pass group < group_count.
-        unsafe { ffi::ext2fs_bg_flags(self.fs, group) }
-    }
-
     /// OR `flags` into the descriptor of `group` and refresh its checksum.
-    pub fn set_group_flags(&mut self, group: u32, flags: u16) {
-        // SAFETY: `fs` is valid; callers pass group < group_count.
+    pub fn set_group_flags(&mut self, group: u32, flags: u16) -> Result<(), Ext2Error> {
+        self.check_group(group)?;
+        // SAFETY: `fs` is valid (invariant) and `group` was checked against the group count.
         unsafe {
             ffi::ext2fs_bg_flags_set(self.fs, group, flags);
             ffi::ext2fs_group_desc_csum_set(self.fs, group);
+        }
+        Ok(())
+    }
+
+    /// Descriptor accessors index an array without bounds checks: refuse groups past the end.
+    fn check_group(&mut self, group: u32) -> Result<(), Ext2Error> {
+        if group < self.group_count() {
+            Ok(())
+        } else {
+            Err(Ext2Error::from_code(ffi::errcode_t::from(libc::EINVAL)))
         }
     }
 
     /// Where `group` keeps its metadata.
     pub fn group_layout(&mut self, group: u32) -> Result<GroupLayout, Ext2Error> {
+        self.check_group(group)?;
         let (mut sb, mut old, mut new, mut used) = (0u64, 0u64, 0u64, 0u32);
-        // SAFETY: `fs` is valid; callers pass group < group_count; the out pointers are live.
+        // SAFETY: `fs` is valid; `group` was checked against the group count; the out pointers
+        // are live locals.
         check(unsafe {
             ffi::ext2fs_super_and_bgd_loc2(self.fs, group, &mut sb, &mut old, &mut new, &mut used)
         })?;
-        // SAFETY: as above; these accessors only read the in-memory descriptor.
+        // SAFETY: as above (valid handle, group in range); these accessors only read the
+        // in-memory descriptor.
         let (bb, ib, it) = unsafe {
             (
                 ffi::ext2fs_block_bitmap_loc(self.fs, group),

@@ -5,7 +5,7 @@
 //! mke2fs on a file punches holes and then trusts them to read as zeros: inode tables and the
 //! journal end up as holes, flagged "zeroed", and a sparse copy never writes them. On an unwiped
 //! dm-integrity device those blocks read back as EIO. Here the image is laid out through
-//! libext2fs directly ([`fs`] wraps the handle, the private `ffi` module holds the bindgen
+//! libext2fs directly (the private `fs` module wraps the handle, `ffi` holds the bindgen
 //! bindings), and the
 //! blocks that the image leaves as holes but that the kernel or e2fsck will read are returned as
 //! [`FormatPlan::zero_ranges`].
@@ -37,7 +37,7 @@
 //! the union of both covers every block that anything reads.
 
 mod ffi;
-pub mod fs;
+mod fs;
 pub mod geometry;
 pub mod plan;
 
@@ -116,7 +116,8 @@ pub struct FormatPlan {
     /// The filesystem UUID, in the usual 8-4-4-4-12 form.
     pub uuid: String,
     /// Ranges to zero on the device before the image is copied: sorted, merged,
-    /// non-overlapping, multiples of the block size.
+    /// non-overlapping, multiples of the block size. They may overlap the image's data extents
+    /// (group 0's tables, the journal superblock): zero first, then copy the image on top.
     pub zero_ranges: Vec<ByteRange>,
     /// Sum of `zero_ranges`.
     pub zero_bytes: u64,
@@ -384,10 +385,17 @@ fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>,
         u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size) / u64::from(BLOCK_SIZE);
     let mut ranges = RangeBuilder::default();
     for g in 0..groups {
-        fs.set_group_flags(g, ffi::EXT2_BG_INODE_ZEROED as u16);
+        fs.set_group_flags(g, ffi::EXT2_BG_INODE_ZEROED as u16)?;
         let l = fs.group_layout(g)?;
         let group_start = first_data_block + u64::from(g) * blocks_per_group;
-        ranges.add_blocks(group_start, l.super_and_gdt_blocks);
+        // With 4 KiB blocks the primary superblock shares block 0 (reported as 0) with the
+        // boot sector; backups start their group.
+        let sb_start = if l.super_block != 0 {
+            l.super_block
+        } else {
+            group_start
+        };
+        ranges.add_blocks(sb_start, l.super_and_gdt_blocks);
         ranges.add_blocks(l.block_bitmap, 1);
         ranges.add_blocks(l.inode_bitmap, 1);
         ranges.add_blocks(l.inode_table, itable_blocks);
