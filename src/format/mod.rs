@@ -248,7 +248,8 @@ pub fn build_image(
 
     fs.allocate_tables()
         .map_err(ext2("place bitmaps and inode tables"))?;
-    // mke2fs stores the metadata overhead in the superblock: blocks in use once the tables are placed, plus the journal.
+    // mke2fs stores the metadata overhead in the superblock: the blocks in use once the
+    // tables are placed (before any directory), plus the journal.
     let mut overhead = fs
         .count_used_clusters(u64::from(fs.sb().s_first_data_block), blocks - 1)
         .map_err(ext2("count metadata blocks"))?;
