@@ -140,6 +140,19 @@ impl LuksFormatter for Libcryptsetup {
                 source,
             }
         };
+        std::fs::metadata(device).map_err(|source| LuksError::Open {
+            device: device.to_path_buf(),
+            source,
+        })?;
+        // crypt_format overwrites the first megabytes before it needs device-mapper for the
+        // integrity superblock: refuse up front on a kernel without it.
+        let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+        if crate::dm::dm_misc_minor(&misc).is_none() {
+            return Err(LuksError::NoDeviceMapper {
+                device: device.to_path_buf(),
+            });
+        }
+        quiet_library_log();
         let mut cd = CryptInit::init(device).map_err(fail("open the device with libcryptsetup"))?;
         cd.settings_handle()
             .set_pbkdf_type(&CryptPbkdfType {
@@ -184,6 +197,49 @@ impl LuksFormatter for Libcryptsetup {
             .persistent_flags_set(CryptActivate::NO_JOURNAL)
             .map_err(fail("set the persistent no-journal flag"))?;
         read_params(&mut cd, device)
+    }
+}
+
+/// Route libcryptsetup's messages (which it prints to stderr by default) to
+/// [`last_library_errors`] instead; set once per process.
+fn quiet_library_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| libcryptsetup_rs::set_log_callback::<()>(Some(log_callback), None));
+}
+
+/// Error-level messages libcryptsetup logged on this process, oldest first (at most 16).
+static LIBRARY_ERRORS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// `CRYPT_LOG_ERROR` of `libcryptsetup.h`.
+const CRYPT_LOG_ERROR: libc::c_int = 1;
+
+/// The last error messages libcryptsetup logged (its own words, e.g. "Cannot initialize
+/// device-mapper"), for callers that want more than the errno.
+pub fn last_library_errors() -> Vec<String> {
+    LIBRARY_ERRORS.lock().map(|g| g.clone()).unwrap_or_default()
+}
+
+/// # Safety
+/// Called by libcryptsetup with `msg` null or a NUL-terminated string valid for the call.
+unsafe extern "C" fn log_callback(
+    level: libc::c_int,
+    msg: *const libc::c_char,
+    _usrptr: *mut libc::c_void,
+) {
+    if level != CRYPT_LOG_ERROR || msg.is_null() {
+        return;
+    }
+    // SAFETY: libcryptsetup passes a valid NUL-terminated string that outlives this call
+    // (`crypt_log` in lib/setup.c formats into a local buffer); null was excluded above.
+    let text = unsafe { std::ffi::CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if let Ok(mut g) = LIBRARY_ERRORS.lock() {
+        if g.len() >= 16 {
+            g.remove(0);
+        }
+        g.push(text);
     }
 }
 
@@ -285,6 +341,21 @@ pub enum LuksError {
         #[source]
         source: libcryptsetup_rs::LibcryptErr,
     },
+    /// The device cannot be inspected (missing path, permissions).
+    #[error("open {} for formatting", device.display())]
+    Open {
+        /// The device.
+        device: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel has no device-mapper, which formatting with integrity needs.
+    #[error("format {}: this kernel has no device-mapper (no device-mapper entry in /proc/misc), which LUKS2 with dm-integrity needs; the device was not touched", device.display())]
+    NoDeviceMapper {
+        /// The device.
+        device: PathBuf,
+    },
     /// The header read back is not what was written.
     #[error("unexpected LUKS2 header on {}: {what}", device.display())]
     UnexpectedHeader {
@@ -310,6 +381,8 @@ impl LuksError {
         match self {
             LuksError::Random { .. } => ErrorClass::Io,
             LuksError::KeyLength { .. } => ErrorClass::InvalidInput,
+            LuksError::NoDeviceMapper { .. } => ErrorClass::Unsupported,
+            LuksError::Open { source, .. } => class_of_io(source),
             LuksError::Libcryptsetup { source, .. } => match source {
                 libcryptsetup_rs::LibcryptErr::IOError(e) => class_of_io(e),
                 _ => ErrorClass::Io,
@@ -342,6 +415,24 @@ mod tests {
         let e = VolumeKey::from_bytes(&[0; 64]).unwrap_err();
         assert_eq!(e.class(), ErrorClass::InvalidInput);
         assert!(e.to_string().contains("96"));
+    }
+
+    /// On a kernel without device-mapper (this build host), format refuses before writing:
+    /// the file keeps its content.
+    #[test]
+    fn format_without_device_mapper_leaves_the_device_alone() {
+        let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+        if crate::dm::dm_misc_minor(&misc).is_some() {
+            eprintln!("skipping: this kernel has device-mapper");
+            return;
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), vec![0x11u8; 1 << 20]).unwrap();
+        let key = VolumeKey::generate().unwrap();
+        let e = Libcryptsetup.format(f.path(), &key).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Unsupported);
+        assert!(e.to_string().contains("no device-mapper"), "{e}");
+        assert!(std::fs::read(f.path()).unwrap().iter().all(|&b| b == 0x11));
     }
 
     /// Formatting a path that does not exist fails with an input error naming the path.

@@ -32,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use mock::{MockDevice, MockDm};
-pub use real::RealDm;
+pub use real::{dm_misc_minor, RealDm};
 
 use crate::dm_table::{
     crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description,

@@ -64,7 +64,7 @@ impl RealDm {
 }
 
 /// The misc minor of `device-mapper` in the text of `/proc/misc` (lines `<minor> <name>`).
-pub(crate) fn dm_misc_minor(misc: &str) -> Option<u32> {
+pub fn dm_misc_minor(misc: &str) -> Option<u32> {
     misc.lines().find_map(|l| {
         let mut it = l.split_whitespace();
         let minor = it.next()?.parse().ok()?;
