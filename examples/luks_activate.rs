@@ -20,7 +20,7 @@ use std::time::Instant;
 use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
 use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat};
 use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
-use scratchcrypt::dm::{activate, remove, RealDm};
+use scratchcrypt::dm::{activate, ensure_names_free, remove, RealDm};
 use scratchcrypt::luks::{Libcryptsetup, LuksFormatter, VolumeKey};
 use scratchcrypt::MappingName;
 
@@ -68,6 +68,7 @@ type Res = Result<(), Box<dyn std::error::Error>>;
 fn open(device: &str, name: &str, export: Option<&String>) -> Res {
     let name = MappingName::new(name)?;
     let dm = RealDm::new()?;
+    ensure_names_free(&dm, &name)?;
     let key = VolumeKey::generate()?;
     let t = Instant::now();
     let params = Libcryptsetup.format(Path::new(device), &key)?;

@@ -137,6 +137,7 @@ impl LuksFormatter for Libcryptsetup {
             move |source: libcryptsetup_rs::LibcryptErr| LuksError::Libcryptsetup {
                 step,
                 device: device.to_path_buf(),
+                said: said(),
                 source,
             }
         };
@@ -152,7 +153,28 @@ impl LuksFormatter for Libcryptsetup {
                 device: device.to_path_buf(),
             });
         }
+        let probe = crate::blockdev::open_exclusive(device).map_err(|source| {
+            if source.raw_os_error() == Some(libc::EBUSY) {
+                LuksError::InUse {
+                    device: device.to_path_buf(),
+                }
+            } else {
+                LuksError::Open {
+                    device: device.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        if crate::blockdev::kind(&probe).ok() != Some(crate::blockdev::Kind::Block) {
+            return Err(LuksError::NotBlockDevice {
+                device: device.to_path_buf(),
+            });
+        }
+        // The exclusive open succeeded: nothing has it mounted, mapped or claimed. Release it,
+        // or libcryptsetup's own exclusive open would fail.
+        drop(probe);
         quiet_library_log();
+        clear_library_errors();
         let mut cd = CryptInit::init(device).map_err(fail("open the device with libcryptsetup"))?;
         cd.settings_handle()
             .set_pbkdf_type(&CryptPbkdfType {
@@ -213,6 +235,22 @@ static LIBRARY_ERRORS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec
 /// `CRYPT_LOG_ERROR` of `libcryptsetup.h`.
 const CRYPT_LOG_ERROR: libc::c_int = 1;
 
+fn clear_library_errors() {
+    if let Ok(mut g) = LIBRARY_ERRORS.lock() {
+        g.clear();
+    }
+}
+
+/// What libcryptsetup said about the failure, for the error message (` (libcryptsetup: ...)`).
+fn said() -> String {
+    let msgs = last_library_errors();
+    if msgs.is_empty() {
+        String::new()
+    } else {
+        format!(" (libcryptsetup: {})", msgs.join(" "))
+    }
+}
+
 /// The last error messages libcryptsetup logged (its own words, e.g. "Cannot initialize
 /// device-mapper"), for callers that want more than the errno.
 pub fn last_library_errors() -> Vec<String> {
@@ -253,6 +291,7 @@ fn read_params(
         move |source: libcryptsetup_rs::LibcryptErr| LuksError::Libcryptsetup {
             step,
             device: device.to_path_buf(),
+            said: said(),
             source,
         }
     };
@@ -331,12 +370,14 @@ pub enum LuksError {
         len: usize,
     },
     /// A libcryptsetup call failed.
-    #[error("{step} on {}", device.display())]
+    #[error("{step} on {}{said}", device.display())]
     Libcryptsetup {
         /// What we were doing.
         step: &'static str,
         /// The device.
         device: PathBuf,
+        /// libcryptsetup's own error messages, if it logged any (may be empty).
+        said: String,
         /// The library's error (an errno for most calls).
         #[source]
         source: libcryptsetup_rs::LibcryptErr,
@@ -349,6 +390,18 @@ pub enum LuksError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// Someone holds the device: mounted, part of a mapping, or opened exclusively.
+    #[error("{} is in use (mounted, mapped or held open exclusively); it was not touched", device.display())]
+    InUse {
+        /// The device.
+        device: PathBuf,
+    },
+    /// The path is not a block device.
+    #[error("{} is not a block device", device.display())]
+    NotBlockDevice {
+        /// The path.
+        device: PathBuf,
     },
     /// The kernel has no device-mapper, which formatting with integrity needs.
     #[error("format {}: this kernel has no device-mapper (no device-mapper entry in /proc/misc), which LUKS2 with dm-integrity needs; the device was not touched", device.display())]
@@ -383,6 +436,8 @@ impl LuksError {
             LuksError::KeyLength { .. } => ErrorClass::InvalidInput,
             LuksError::NoDeviceMapper { .. } => ErrorClass::Unsupported,
             LuksError::Open { source, .. } => class_of_io(source),
+            LuksError::NotBlockDevice { .. } => ErrorClass::InvalidInput,
+            LuksError::InUse { .. } => ErrorClass::Busy,
             LuksError::Libcryptsetup { source, .. } => match source {
                 libcryptsetup_rs::LibcryptErr::IOError(e) => class_of_io(e),
                 _ => ErrorClass::Io,

@@ -128,6 +128,17 @@ enum Undo {
     Node(String, DevNum),
 }
 
+/// Check, before anything is written to the source, that `<name>` and `<name>_dif` are free.
+/// The pipeline calls this before formatting; [`activate`] checks again.
+pub fn ensure_names_free(dm: &dyn DeviceMapper, name: &MappingName) -> Result<(), DmError> {
+    for n in [name.as_str().to_owned(), name.integrity_name()] {
+        if dm.info(&n)?.is_some() {
+            return Err(DmError::NameInUse { name: n });
+        }
+    }
+    Ok(())
+}
+
 /// Activate `<name>_dif` and `<name>` over `source` for the header described by `params`.
 pub fn activate(
     dm: &dyn DeviceMapper,
@@ -144,11 +155,7 @@ pub fn activate(
             given: key.len(),
         });
     }
-    for n in [&crypt_name, &dif_name] {
-        if dm.info(n)?.is_some() {
-            return Err(DmError::NameInUse { name: n.clone() });
-        }
-    }
+    ensure_names_free(dm, name)?;
     let source_ref = dm.device_ref(source)?;
     let sb = read_integrity_superblock(source, params.data_offset_sectors).map_err(|e| {
         DmError::Superblock {

@@ -1,0 +1,28 @@
+# Guest script (busybox sh): format + activate with scratchcrypt's luks_activate example, then
+# check the header with `cryptsetup luksDump` and both layers with `cryptsetup status`/dmsetup.
+# Needs: luks_activate, cryptsetup, dmsetup in PATH; the test disk as /dev/vda.
+# Prints "VM-TEST PASS" on success; any failed check prints "VM-TEST FAIL: <what>".
+DEV=${DEV:-/dev/vda}
+fail() { echo "VM-TEST FAIL: $*"; exit 1; }
+luks_activate open "$DEV" scratch || fail "luks_activate open exited $?"
+cryptsetup luksDump "$DEV" > /tmp/dump || fail "luksDump"
+cat /tmp/dump
+grep -q '^Version:[[:space:]]*2$' /tmp/dump || fail "not LUKS2"
+grep -q 'no-journal' /tmp/dump || fail "flag no-journal missing"
+grep -q 'integrity: hmac(sha256)' /tmp/dump || fail "integrity not hmac(sha256)"
+grep -q 'sector: 4096 \[bytes\]' /tmp/dump || fail "sector size not 4096"
+grep -q 'cipher: aes-xts-plain64' /tmp/dump || fail "cipher"
+# No keyslot: the "Keyslots:" section is directly followed by "Tokens:".
+awk '/^Keyslots:/{k=1;next} k&&/^Tokens:/{ok=1} k{exit} END{exit !ok}' /tmp/dump || fail "a keyslot exists"
+cryptsetup status scratch > /tmp/status || fail "cryptsetup status scratch"
+cat /tmp/status
+grep -q 'type:[[:space:]]*LUKS2' /tmp/status || fail "status type"
+grep -q 'integrity: hmac(sha256)' /tmp/status || fail "status integrity"
+cryptsetup status scratch_dif || fail "cryptsetup status scratch_dif"
+dmsetup table scratch | grep -q ' crypt ' || fail "crypt layer"
+dmsetup table scratch_dif | grep -q ' integrity ' || fail "integrity layer"
+dmsetup table scratch | grep -q ':96:logon:cryptsetup:' || fail "key not in keyring form"
+[ -b /dev/mapper/scratch ] || fail "no /dev/mapper/scratch node"
+cryptsetup close scratch || fail "cryptsetup close"
+[ -z "$(dmsetup ls | grep scratch)" ] || fail "cryptsetup close left $(dmsetup ls)"
+echo "VM-TEST PASS"

@@ -1,0 +1,22 @@
+# Guest script: the tables scratchcrypt loads equal (names and key aside) those that
+# `cryptsetup open --volume-key-file` loads for the same header.
+DEV=${DEV:-/dev/vda}
+fail() { echo "VM-TEST FAIL: $*"; exit 1; }
+# Normalise: drop the name, replace the dif device number and the key field.
+norm() { sed -E 's/^[^:]*: //; s/ 0 [0-9]+:[0-9]+ 0 / 0 DIF 0 /; s/ :96:logon:[^ ]+ / KEY /'; }
+luks_activate open "$DEV" scratch /tmp/vk || fail "luks_activate open"
+dmsetup table scratch_dif | norm > /tmp/ours_dif
+dmsetup table scratch | norm > /tmp/ours_crypt
+dmsetup info -c --noheadings -o name,uuid | sort > /tmp/ours_uuid
+luks_activate remove scratch || fail "luks_activate remove"
+cryptsetup open --key-size 768 --volume-key-file /tmp/vk "$DEV" scratch || fail "cryptsetup open"
+dmsetup table scratch_dif | norm > /tmp/ref_dif
+dmsetup table scratch | norm > /tmp/ref_crypt
+dmsetup info -c --noheadings -o name,uuid | sort > /tmp/ref_uuid
+cryptsetup close scratch
+for f in dif crypt uuid; do
+  echo "ours $f: $(cat /tmp/ours_$f)"
+  echo "ref  $f: $(cat /tmp/ref_$f)"
+  cmp -s /tmp/ours_$f /tmp/ref_$f || fail "$f tables differ"
+done
+echo "VM-TEST PASS"
