@@ -54,6 +54,15 @@ const KEYSLOTS_SIZE: u64 = 4096;
 /// Minimum PBKDF2 iterations libcryptsetup accepts (`LUKS_MKD_ITERATIONS_MIN`, `lib/luks1/luks.h`).
 const PBKDF2_MIN_ITERATIONS: u32 = 1000;
 
+/// Smallest usable data area: 2048 blocks of 4 KiB, below which mke2fs gives ext4 no journal
+/// (`ext2fs_default_journal_size` returns -1 under 2048 blocks, `lib/ext2fs/mkjournal.c`).
+pub const MIN_DATA_BYTES: u64 = 2048 * 4096;
+
+/// Smallest device accepted: the 1 MiB header area our minimal metadata gives (data offset
+/// aligned to 1 MiB), the data area, and dm-integrity's superblock, journal (1/128 of the
+/// device) and tags (32 bytes per 4 KiB sector, i.e. 1/128 of the data), rounded up to 10 MiB.
+pub const MIN_DEVICE_BYTES: u64 = 10 << 20;
+
 /// The volume key. It lives in a zeroizing buffer and never prints.
 pub struct VolumeKey(Zeroizing<Vec<u8>>);
 
@@ -170,6 +179,16 @@ impl LuksFormatter for Libcryptsetup {
                 device: device.to_path_buf(),
             });
         }
+        let size = crate::blockdev::size_bytes(&probe).map_err(|source| LuksError::Open {
+            device: device.to_path_buf(),
+            source,
+        })?;
+        if size < MIN_DEVICE_BYTES {
+            return Err(LuksError::TooSmall {
+                device: device.to_path_buf(),
+                size,
+            });
+        }
         // The exclusive open succeeded: nothing has it mounted, mapped or claimed. Release it,
         // or libcryptsetup's own exclusive open would fail.
         drop(probe);
@@ -214,11 +233,32 @@ impl LuksFormatter for Libcryptsetup {
                 Either::Left(key.expose()),
                 Some(&mut params_ref),
             )
-            .map_err(fail("format LUKS2 with integrity"))?;
+            .map_err(|e| {
+                // The kernel autoloads dm-integrity on first use, so it can only be known to be
+                // missing once the format's temporary integrity device failed.
+                if !kernel_lists_target("integrity") {
+                    LuksError::MissingTarget {
+                        device: device.to_path_buf(),
+                        target: "integrity",
+                    }
+                } else {
+                    fail("format LUKS2 with integrity")(e)
+                }
+            })?;
         cd.luks2_flag_handle::<CryptActivate>()
             .persistent_flags_set(CryptActivate::NO_JOURNAL)
             .map_err(fail("set the persistent no-journal flag"))?;
         read_params(&mut cd, device)
+    }
+}
+
+/// Whether device-mapper lists `target` among its loaded target types (DM_LIST_VERSIONS).
+/// Unknown (no device-mapper, ioctl failure) counts as listed, so callers keep the original
+/// error.
+fn kernel_lists_target(target: &str) -> bool {
+    match devicemapper::DM::new().and_then(|dm| dm.list_versions()) {
+        Ok(list) => list.iter().any(|(name, ..)| name == target),
+        Err(_) => true,
     }
 }
 
@@ -340,6 +380,12 @@ fn read_params(
             source,
         }
     })?;
+    if sb.provided_data_sectors.saturating_mul(512) < MIN_DATA_BYTES {
+        return Err(bad(format!(
+            "only {} data sectors after the header and integrity metadata",
+            sb.provided_data_sectors
+        )));
+    }
     Ok(LuksParams {
         uuid,
         data_offset_sectors,
@@ -397,6 +443,14 @@ pub enum LuksError {
         /// The device.
         device: PathBuf,
     },
+    /// The device cannot hold header, integrity metadata and a minimal ext4.
+    #[error("{} is too small: {size} bytes, at least {} needed for the header, the integrity metadata and a minimal ext4 with a journal; it was not touched", device.display(), MIN_DEVICE_BYTES)]
+    TooSmall {
+        /// The device.
+        device: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// The path is not a block device.
     #[error("{} is not a block device", device.display())]
     NotBlockDevice {
@@ -408,6 +462,14 @@ pub enum LuksError {
     NoDeviceMapper {
         /// The device.
         device: PathBuf,
+    },
+    /// The kernel lacks a device-mapper target the format needs.
+    #[error("format {}: this kernel has no dm-{target} target (is the dm-{target} module available?)", device.display())]
+    MissingTarget {
+        /// The device.
+        device: PathBuf,
+        /// The target type, `integrity`.
+        target: &'static str,
     },
     /// The header read back is not what was written.
     #[error("unexpected LUKS2 header on {}: {what}", device.display())]
@@ -434,10 +496,13 @@ impl LuksError {
         match self {
             LuksError::Random { .. } => ErrorClass::Io,
             LuksError::KeyLength { .. } => ErrorClass::InvalidInput,
-            LuksError::NoDeviceMapper { .. } => ErrorClass::Unsupported,
+            LuksError::NoDeviceMapper { .. } | LuksError::MissingTarget { .. } => {
+                ErrorClass::Unsupported
+            }
             LuksError::Open { source, .. } => class_of_io(source),
             LuksError::NotBlockDevice { .. } => ErrorClass::InvalidInput,
             LuksError::InUse { .. } => ErrorClass::Busy,
+            LuksError::TooSmall { .. } => ErrorClass::InvalidInput,
             LuksError::Libcryptsetup { source, .. } => match source {
                 libcryptsetup_rs::LibcryptErr::IOError(e) => class_of_io(e),
                 _ => ErrorClass::Io,
