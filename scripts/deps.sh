@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the system packages scratchcrypt needs to build and test, when they are missing.
 #
-# Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libext2fs-dev.
+# Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libdevmapper-dev (devicemapper-sys
+# probes it with pkg-config; also pulled in by libcryptsetup-dev), libext2fs-dev.
 # Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
 # oracles inside the guest. The product itself needs none of the test tools.
 set -euo pipefail
 
 PACKAGES=(
-    pkg-config libclang-dev libcryptsetup-dev libext2fs-dev
+    pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup
 )
