@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::ErrorClass;
 use std::os::unix::fs::FileExt;
 
 /// A temp "disk" with an integrity superblock at sector 32 providing 64 sectors, and matching
