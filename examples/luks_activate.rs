@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! luks_activate open <device> <name> [<key-export-file>]   format + activate, print params
+//! luks_activate open-hex <device> <name> [<key-export-file>]  the same, key as hex in the table
 //! luks_activate remove <name>                              remove <name> and <name>_dif
 //! luks_activate time-format <device> <layout> [n]        time n formats (median, ms)
 //!     layout: ours (the product), or <meta>-<bench> with meta = small|default (metadata area)
@@ -20,14 +21,19 @@ use std::time::Instant;
 use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
 use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat};
 use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
-use scratchcrypt::dm::{activate, ensure_names_free, remove, RealDm};
+use scratchcrypt::dm::{activate_with, ensure_names_free, remove, KeyPlacement, RealDm};
 use scratchcrypt::luks::{Libcryptsetup, LuksFormatter, VolumeKey};
 use scratchcrypt::MappingName;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let r = match args.get(1).map(String::as_str) {
-        Some("open") if args.len() >= 4 => open(&args[2], &args[3], args.get(4)),
+        Some("open") if args.len() >= 4 => {
+            open(&args[2], &args[3], args.get(4), KeyPlacement::Keyring)
+        }
+        Some("open-hex") if args.len() >= 4 => {
+            open(&args[2], &args[3], args.get(4), KeyPlacement::Hex)
+        }
         Some("remove") if args.len() == 3 => rm(&args[2]),
         Some("time-format") if args.len() >= 4 => time_format(
             &args[2],
@@ -65,7 +71,7 @@ fn main() -> ExitCode {
 
 type Res = Result<(), Box<dyn std::error::Error>>;
 
-fn open(device: &str, name: &str, export: Option<&String>) -> Res {
+fn open(device: &str, name: &str, export: Option<&String>, placement: KeyPlacement) -> Res {
     let name = MappingName::new(name)?;
     let dm = RealDm::new()?;
     ensure_names_free(&dm, &name)?;
@@ -77,7 +83,7 @@ fn open(device: &str, name: &str, export: Option<&String>) -> Res {
         std::fs::write(path, key.expose())?;
     }
     let t = Instant::now();
-    let a = activate(&dm, Path::new(device), &params, &key, &name)?;
+    let a = activate_with(&dm, Path::new(device), &params, &key, &name, placement)?;
     println!("params: {params:?}");
     println!("activation: {a:?}");
     println!(

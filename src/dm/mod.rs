@@ -32,6 +32,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use error::DmError;
+
 pub use mock::{MockDevice, MockDm};
 pub use real::{dm_misc_minor, RealDm};
 
@@ -147,6 +148,29 @@ pub fn activate(
     key: &VolumeKey,
     name: &MappingName,
 ) -> Result<Activation, DmError> {
+    activate_with(dm, source, params, key, name, KeyPlacement::Keyring)
+}
+
+/// Where the crypt table takes its key from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPlacement {
+    /// The kernel keyring (a `logon` key, dropped after the load), falling back to hex when the
+    /// keyring refuses the key. The default, as in cryptsetup.
+    Keyring,
+    /// Hex in the table (loaded with `DM_SECURE_DATA`); for kernels whose dm-crypt predates
+    /// keyring support (Linux < 4.10), and to test the fallback.
+    Hex,
+}
+
+/// [`activate`] with an explicit [`KeyPlacement`].
+pub fn activate_with(
+    dm: &dyn DeviceMapper,
+    source: &Path,
+    params: &LuksParams,
+    key: &VolumeKey,
+    name: &MappingName,
+    placement: KeyPlacement,
+) -> Result<Activation, DmError> {
     let crypt_name = name.as_str().to_owned();
     let dif_name = name.integrity_name();
     if key.len() != params.key_size {
@@ -165,16 +189,16 @@ pub fn activate(
     })?;
     let dif_table = integrity_table(&source_ref, params, &sb)?;
     let mut undo = Vec::new();
-    match build(
-        dm,
+    let steps = Steps {
         params,
         key,
-        &sb,
-        &dif_table,
-        &crypt_name,
-        &dif_name,
-        &mut undo,
-    ) {
+        sb: &sb,
+        dif_table: &dif_table,
+        crypt_name: &crypt_name,
+        dif_name: &dif_name,
+        placement,
+    };
+    match steps.run(dm, &mut undo) {
         Ok(key_in_keyring) => Ok(Activation {
             mapper_path: name.mapper_path(),
             size_bytes: sb.provided_data_sectors * 512,
@@ -186,49 +210,64 @@ pub fn activate(
     }
 }
 
-/// The steps of [`activate`] that create something, each registering its undo.
-#[allow(clippy::too_many_arguments)]
-fn build(
-    dm: &dyn DeviceMapper,
-    params: &LuksParams,
-    key: &VolumeKey,
-    sb: &crate::dm_table::IntegritySuperblock,
-    dif_table: &TableLine,
-    crypt_name: &str,
-    dif_name: &str,
-    undo: &mut Vec<Undo>,
-) -> Result<bool, DmError> {
-    let dif_dev = dm.create(dif_name, &integrity_dm_uuid(&params.uuid, dif_name))?;
-    undo.push(Undo::Device(dif_name.to_owned()));
-    load_checked(dm, dif_name, dif_table)?;
-    dm.resume(dif_name)?;
+/// The inputs of the steps of [`activate`] that create something.
+struct Steps<'a> {
+    params: &'a LuksParams,
+    key: &'a VolumeKey,
+    sb: &'a crate::dm_table::IntegritySuperblock,
+    dif_table: &'a TableLine,
+    crypt_name: &'a str,
+    dif_name: &'a str,
+    placement: KeyPlacement,
+}
 
-    let description = keyring_description(&params.uuid);
-    let keyring = KeyringKey::add(&description, key).ok();
-    let key_ref = match &keyring {
-        Some(k) => KeyRef::Keyring {
-            description: k.description(),
-            size: key.len(),
-        },
-        None => KeyRef::Hex(key),
-    };
-    let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref)?;
-    let crypt_dev = dm.create(crypt_name, &crypt_dm_uuid(&params.uuid, crypt_name))?;
-    undo.push(Undo::Device(crypt_name.to_owned()));
-    let loaded = load_checked(dm, crypt_name, &crypt);
-    // The table holds its own copy now (or failed): the keyring copy goes either way.
-    let key_in_keyring = keyring.is_some();
-    if let Some(k) = keyring {
-        let _ = k.remove();
+impl Steps<'_> {
+    /// Run the steps, each registering its undo; return whether the key went via the keyring.
+    fn run(&self, dm: &dyn DeviceMapper, undo: &mut Vec<Undo>) -> Result<bool, DmError> {
+        let Steps {
+            params,
+            key,
+            sb,
+            dif_table,
+            crypt_name,
+            dif_name,
+            placement,
+        } = *self;
+        let dif_dev = dm.create(dif_name, &integrity_dm_uuid(&params.uuid, dif_name))?;
+        undo.push(Undo::Device(dif_name.to_owned()));
+        load_checked(dm, dif_name, dif_table)?;
+        dm.resume(dif_name)?;
+
+        let description = keyring_description(&params.uuid);
+        let keyring = match placement {
+            KeyPlacement::Keyring => KeyringKey::add(&description, key).ok(),
+            KeyPlacement::Hex => None,
+        };
+        let key_ref = match &keyring {
+            Some(k) => KeyRef::Keyring {
+                description: k.description(),
+                size: key.len(),
+            },
+            None => KeyRef::Hex(key),
+        };
+        let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref)?;
+        let crypt_dev = dm.create(crypt_name, &crypt_dm_uuid(&params.uuid, crypt_name))?;
+        undo.push(Undo::Device(crypt_name.to_owned()));
+        let loaded = load_checked(dm, crypt_name, &crypt);
+        // The table holds its own copy now (or failed): the keyring copy goes either way.
+        let key_in_keyring = keyring.is_some();
+        if let Some(k) = keyring {
+            let _ = k.remove();
+        }
+        loaded?;
+        dm.resume(crypt_name)?;
+
+        dm.make_node(dif_name, dif_dev)?;
+        undo.push(Undo::Node(dif_name.to_owned(), dif_dev));
+        dm.make_node(crypt_name, crypt_dev)?;
+        undo.push(Undo::Node(crypt_name.to_owned(), crypt_dev));
+        Ok(key_in_keyring)
     }
-    loaded?;
-    dm.resume(crypt_name)?;
-
-    dm.make_node(dif_name, dif_dev)?;
-    undo.push(Undo::Node(dif_name.to_owned(), dif_dev));
-    dm.make_node(crypt_name, crypt_dev)?;
-    undo.push(Undo::Node(crypt_name.to_owned(), crypt_dev));
-    Ok(key_in_keyring)
 }
 
 /// Load a table; if the kernel refuses it, tell whether the target type is missing.

@@ -289,3 +289,24 @@ fn partial_and_foreign_mappings() {
     assert!(matches!(e, DmError::NotOurs { .. }), "{e:?}");
     assert_eq!(dm.device_names(), vec!["scratch"]);
 }
+
+/// The hex placement puts the key into a secret table and never touches the keyring.
+#[test]
+fn hex_placement_puts_the_key_in_a_secret_table() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    let a = activate_with(
+        &dm,
+        &fx.source,
+        &fx.params,
+        &fx.key,
+        &fx.name,
+        KeyPlacement::Hex,
+    )
+    .unwrap();
+    assert!(!a.key_in_keyring);
+    let t = dm.device("scratch").unwrap().active.unwrap();
+    assert!(t.secret);
+    assert!(t.params.contains(&"7c".repeat(96)));
+    assert!(!format!("{t:?}").contains("7c7c"));
+}

@@ -3,7 +3,7 @@
 DEV=${DEV:-/dev/vda}
 fail() { echo "VM-TEST FAIL: $*"; exit 1; }
 # Normalise: drop the name, replace the dif device number and the key field.
-norm() { sed -E 's/^[^:]*: //; s/ 0 [0-9]+:[0-9]+ 0 / 0 DIF 0 /; s/ :96:logon:[^ ]+ / KEY /'; }
+norm() { sed -E 's/^[^:]*: //; s/ 0 [0-9]+:[0-9]+ 0 / 0 DIF 0 /; s/ :96:logon:[^ ]+ / KEY /; s/ [0-9a-f]{192} / KEY /'; }
 luks_activate open "$DEV" scratch /tmp/vk || fail "luks_activate open"
 dmsetup table scratch_dif | norm > /tmp/ours_dif
 dmsetup table scratch | norm > /tmp/ours_crypt
@@ -19,4 +19,11 @@ for f in dif crypt uuid; do
   echo "ref  $f: $(cat /tmp/ref_$f)"
   cmp -s /tmp/ours_$f /tmp/ref_$f || fail "$f tables differ"
 done
+# The hex-key fallback loads the same table, the key aside.
+luks_activate open-hex "$DEV" scratch || fail "luks_activate open-hex"
+dmsetup table scratch | grep -q ':96:logon:' && fail "open-hex used the keyring"
+dmsetup table scratch | norm > /tmp/hex_crypt
+luks_activate remove scratch || fail "remove after open-hex"
+echo "hex  crypt: $(cat /tmp/hex_crypt)"
+cmp -s /tmp/hex_crypt /tmp/ref_crypt || fail "hex-key crypt table differs"
 echo "VM-TEST PASS"
