@@ -139,6 +139,23 @@ pub fn parse_integrity_superblock(buf: &[u8]) -> Result<IntegritySuperblock, Sup
     Ok(sb)
 }
 
+impl IntegritySuperblock {
+    /// The superblock's first 512 bytes as the kernel lays them out (for mocks and tests that
+    /// need a formatted-looking device without a kernel).
+    pub fn encode(&self) -> [u8; SUPERBLOCK_READ] {
+        let mut b = [0u8; SUPERBLOCK_READ];
+        b[..8].copy_from_slice(INTEGRITY_MAGIC);
+        b[8] = self.version;
+        b[9] = self.log2_interleave_sectors;
+        b[10..12].copy_from_slice(&self.tag_size.to_le_bytes());
+        b[12..16].copy_from_slice(&self.journal_sections.to_le_bytes());
+        b[16..24].copy_from_slice(&self.provided_data_sectors.to_le_bytes());
+        b[24..28].copy_from_slice(&self.flags.to_le_bytes());
+        b[28] = self.log2_sectors_per_block;
+        b
+    }
+}
+
 /// Read the superblock at `data_offset_sectors` of `device` and check that the data it
 /// provides fits on the device.
 pub fn read_integrity_superblock(

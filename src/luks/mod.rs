@@ -29,8 +29,10 @@ use crate::dm_table::SuperblockError;
 use crate::error::{class_of_io, ErrorClass};
 
 mod libcryptsetup;
+mod mock;
 
 pub use self::libcryptsetup::{last_library_errors, Libcryptsetup};
+pub use self::mock::{MockFormatter, MOCK_DATA_OFFSET_SECTORS};
 
 /// Length of the volume key: a 64-byte AES-256-XTS key followed by a 32-byte HMAC-SHA256 key
 /// (dm-crypt splits an `authenc` key as cipher key then MAC key, `drivers/md/dm-crypt.c`).

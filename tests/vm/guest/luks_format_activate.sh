@@ -25,4 +25,10 @@ dmsetup table scratch | grep -q ':96:logon:cryptsetup:' || fail "key not in keyr
 [ -b /dev/mapper/scratch ] || fail "no /dev/mapper/scratch node"
 cryptsetup close scratch || fail "cryptsetup close"
 [ -z "$(dmsetup ls | grep scratch)" ] || fail "cryptsetup close left $(dmsetup ls)"
+# Our own removal takes the nodes it made as well.
+luks_activate open "$DEV" scratch || fail "second luks_activate open"
+luks_activate remove scratch || fail "luks_activate remove"
+[ -e /dev/mapper/scratch ] && fail "/dev/mapper/scratch left behind"
+[ -e /dev/mapper/scratch_dif ] && fail "/dev/mapper/scratch_dif left behind"
+[ -z "$(dmsetup ls | grep scratch)" ] || fail "remove left $(dmsetup ls)"
 echo "VM-TEST PASS"
