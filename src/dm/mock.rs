@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 
-use super::{DevNum, DeviceMapper, DmError, DmInfo};
+use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
 use crate::dm_table::TableLine;
 
 /// One device of the mock.
@@ -201,8 +201,12 @@ impl DeviceMapper for MockDm {
         Ok(())
     }
 
-    fn resume(&self, name: &str) -> Result<(), DmError> {
+    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
         self.enter("resume", name)?;
+        self.state
+            .borrow_mut()
+            .calls
+            .push(format!("udev {name} {udev:?}"));
         let mut s = self.state.borrow_mut();
         let d = s
             .devices

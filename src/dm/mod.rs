@@ -80,8 +80,8 @@ pub trait DeviceMapper {
     fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError>;
     /// Load `table` into the inactive slot of `name` (always with `DM_SECURE_DATA`).
     fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError>;
-    /// Make the loaded table live.
-    fn resume(&self, name: &str) -> Result<(), DmError>;
+    /// Make the loaded table live; `udev` says which udev rules may act on the uevent.
+    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError>;
     /// Remove the device.
     fn remove(&self, name: &str) -> Result<(), DmError>;
     /// Which of `targets` the kernel does not list (DM_LIST_VERSIONS).
@@ -90,6 +90,21 @@ pub trait DeviceMapper {
     fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
     /// Remove `/dev/mapper/<name>` if we made it.
     fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
+}
+
+/// Which udev rules may act on a device's activation uevent (passed in the ioctl's udev flags,
+/// as libdevmapper does; `10-dm.rules` reads them).
+///
+/// Both of our devices are unreadable until written: every block never written through the
+/// mapping fails its integrity check. udev's blkid probe (`13-dm-disk.rules`) would read them
+/// and fill the kernel log with `AEAD ERROR`s, so neither is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdevRules {
+    /// A private sub-device, as cryptsetup marks `<name>_dif`: no subsystem, disk or other
+    /// rules.
+    Private,
+    /// The crypt device: udev makes `/dev/mapper/<name>`, but runs no disk (blkid) rules.
+    NoProbe,
 }
 
 /// The result of a successful activation.
@@ -236,7 +251,7 @@ impl Steps<'_> {
         let dif_dev = dm.create(dif_name, &integrity_dm_uuid(&params.uuid, dif_name))?;
         undo.push(Undo::Device(dif_name.to_owned()));
         load_checked(dm, dif_name, dif_table)?;
-        dm.resume(dif_name)?;
+        dm.resume(dif_name, UdevRules::Private)?;
 
         let description = keyring_description(&params.uuid);
         let keyring = match placement {
@@ -260,7 +275,7 @@ impl Steps<'_> {
             let _ = k.remove();
         }
         loaded?;
-        dm.resume(crypt_name)?;
+        dm.resume(crypt_name, UdevRules::NoProbe)?;
 
         dm.make_node(dif_name, dif_dev)?;
         undo.push(Undo::Node(dif_name.to_owned(), dif_dev));

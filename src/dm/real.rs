@@ -11,10 +11,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use devicemapper::{DevId, DmFlags, DmName, DmOptions, DmUuid, DM};
+use devicemapper::{DevId, DmFlags, DmName, DmOptions, DmUdevFlags, DmUuid, DM};
 use zeroize::Zeroize;
 
-use super::{DevNum, DeviceMapper, DmError, DmInfo};
+use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
 use crate::dm_table::TableLine;
 
 /// Where the kernel lists misc devices; device-mapper's control node is one of them.
@@ -213,10 +213,16 @@ impl DeviceMapper for RealDm {
         r.map(|_| ()).map_err(ioctl("load the table of", name))
     }
 
-    fn resume(&self, name: &str) -> Result<(), DmError> {
+    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
         let n = dm_name("resume", name)?;
+        let options = match udev {
+            UdevRules::Private => DmOptions::private(),
+            UdevRules::NoProbe => {
+                DmOptions::default().set_udev_flags(DmUdevFlags::DM_UDEV_DISABLE_DISK_RULES_FLAG)
+            }
+        };
         self.dm
-            .device_suspend(&DevId::Name(n), DmOptions::default())
+            .device_suspend(&DevId::Name(n), options)
             .map(|_| ())
             .map_err(ioctl("resume", name))
     }

@@ -94,6 +94,15 @@ fn activation_builds_the_stack() {
         .filter(|c| c.starts_with("create"))
         .collect();
     assert_eq!(creates, vec!["create scratch_dif", "create scratch"]);
+    let udev: Vec<_> = dm
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("udev"))
+        .collect();
+    assert_eq!(
+        udev,
+        vec!["udev scratch_dif Private", "udev scratch NoProbe"]
+    );
 }
 
 /// Every call of the transaction that fails leaves no device and no node behind, and the
