@@ -356,17 +356,25 @@ pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome
         crypt_removed: false,
         integrity_removed: false,
     };
+    // A node that cannot be deleted does not stop the removal of the devices; it is reported
+    // once both are gone.
+    let mut node_error = None;
     if let Some(i) = crypt {
         dm.remove(crypt_name).map_err(busy_if_ebusy(crypt_name))?;
         outcome.crypt_removed = true;
-        dm.remove_node(crypt_name, i.dev)?;
+        node_error = dm.remove_node(crypt_name, i.dev).err();
     }
     if let Some(i) = dif {
         dm.remove(&dif_name).map_err(busy_if_ebusy(&dif_name))?;
         outcome.integrity_removed = true;
-        dm.remove_node(&dif_name, i.dev)?;
+        if let Err(e) = dm.remove_node(&dif_name, i.dev) {
+            node_error.get_or_insert(e);
+        }
     }
-    Ok(outcome)
+    match node_error {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
 }
 
 /// Turn an EBUSY from DM_DEV_REMOVE (someone opened it after our check) into [`DmError::Busy`].

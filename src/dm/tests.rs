@@ -319,3 +319,15 @@ fn hex_placement_puts_the_key_in_a_secret_table() {
     assert!(t.params.contains(&"7c".repeat(96)));
     assert!(!format!("{t:?}").contains("7c7c"));
 }
+
+/// A node that cannot be deleted is reported, but both devices are still removed.
+#[test]
+fn node_failure_does_not_stop_removal() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    dm.fail_on("remove_node", "scratch", libc::EACCES);
+    let e = remove(&dm, &fx.name).unwrap_err();
+    assert!(e.to_string().contains("remove_node scratch"), "{e}");
+    assert!(dm.device_names().is_empty());
+}
