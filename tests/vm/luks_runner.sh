@@ -20,9 +20,14 @@ mkdir -p "$CACHE"
 # Kernel and modules, once (serialised between concurrent runners).
 exec 9>"$CACHE/.lock"; flock 9
 if [ ! -e "$CACHE/ready" ]; then
-    PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image/{print $2; exit}')
+    pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}'; }
     rm -rf "$CACHE/root" "$CACHE"/*.deb
-    (cd "$CACHE" && apt-get download "$PKG" >/dev/null 2>&1)
+    PKG=$(pkg)
+    if [ -z "$PKG" ] || ! (cd "$CACHE" && apt-get download "$PKG" >/dev/null 2>&1); then
+        apt-get update -qq   # stale or missing package lists on a fresh machine
+        PKG=$(pkg)
+        (cd "$CACHE" && apt-get download "$PKG" >/dev/null)
+    fi
     dpkg -x "$CACHE"/linux-image-*.deb "$CACHE/root"
     KV=$(ls "$CACHE/root/lib/modules")
     depmod -b "$CACHE/root" "$KV"
