@@ -29,6 +29,7 @@ if [ ! -e "$CACHE/ready" ]; then
         (cd "$CACHE" && apt-get download "$PKG" >/dev/null)
     fi
     dpkg -x "$CACHE"/linux-image-*.deb "$CACHE/root"
+    rm -f "$CACHE"/linux-image-*.deb
     KV=$(ls "$CACHE/root/lib/modules")
     depmod -b "$CACHE/root" "$KV"
     for m in dm-crypt dm-integrity virtio_blk virtio_pci xts authenc crc32c_generic; do
