@@ -1,8 +1,13 @@
 //! LUKS2 format and device-mapper activation under a real kernel: each test boots a qemu TCG
-//! guest (tests/vm/luks_runner.sh) that runs the `luks_activate` example against a fresh
+//! guest that runs the `luks_activate` example against a fresh
 //! virtio disk and checks the result with cryptsetup and dmsetup as oracles
 //! (tests/vm/guest/luks_*.sh). The host kernel has no device-mapper, so this is the only place
 //! the real format, tables, keyring and removal run.
+//!
+//! The guest is booted by the project's shared harness `tests/vm/run.sh` when it is present
+//! (`$SCRATCHCRYPT_VM_RUN` overrides the path), otherwise by this module's own
+//! `tests/vm/luks_runner.sh`. Both run the same scripts, which print the harness's verdict
+//! line `SCRATCHCRYPT-VM: PASS <label>`.
 //!
 //! Outside CI a missing qemu skips with a message; with `CI=true` it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,9 +40,9 @@ fn example_binary() -> PathBuf {
     target.join("debug/examples/luks_activate")
 }
 
-/// Run `guest` in the VM with a disk of `size` (and modules left out); return its output, or
-/// None when the VM cannot run here and we are not in CI.
-fn run_guest(guest: &str, size: &str, skip_modules: &[&str]) -> Option<String> {
+/// Run `guest` in the VM with a disk of `size`; return its output, or None when the VM cannot
+/// run here and we are not in CI.
+fn run_guest(guest: &str, size: &str) -> Option<String> {
     let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
     let have_qemu = Command::new("qemu-system-x86_64")
         .arg("--version")
@@ -53,27 +58,37 @@ fn run_guest(guest: &str, size: &str, skip_modules: &[&str]) -> Option<String> {
     }
     let bin = example_binary();
     let script = root().join("tests/vm/guest").join(guest);
-    let out = Command::new("bash")
-        .arg(root().join("tests/vm/luks_runner.sh"))
-        .arg(&bin)
-        .arg(&script)
-        .arg(size)
-        .args(skip_modules)
-        .output()
-        .unwrap();
+    let harness = std::env::var_os("SCRATCHCRYPT_VM_RUN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/vm/run.sh"));
+    let mut cmd = Command::new("bash");
+    if harness.is_file() {
+        cmd.arg(&harness)
+            .arg("--script")
+            .arg(&script)
+            .arg("--binary")
+            .arg(&bin)
+            .args(["--disk-size", size, "--name", guest.trim_end_matches(".sh")]);
+    } else {
+        cmd.arg(root().join("tests/vm/luks_runner.sh"))
+            .arg(&bin)
+            .arg(&script)
+            .arg(size);
+    }
+    let out = cmd.output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     println!("{text}");
-    assert!(out.status.success(), "runner failed for {guest}:\n{text}");
+    assert!(out.status.success(), "VM run failed for {guest}:\n{text}");
     Some(text)
 }
 
 fn assert_pass(text: &str, guest: &str) {
     assert!(
-        text.contains("VM-TEST PASS") && text.contains("=== guest exit 0"),
+        text.contains("SCRATCHCRYPT-VM: PASS"),
         "{guest} did not pass:\n{text}"
     );
-    assert!(!text.contains("VM-TEST FAIL"), "{guest}:\n{text}");
+    assert!(!text.contains("SCRATCHCRYPT-VM: FAIL"), "{guest}:\n{text}");
 }
 
 /// Format + activate; luksDump shows LUKS2, no keyslot, hmac(sha256), 4096-byte sectors and the
@@ -81,7 +96,7 @@ fn assert_pass(text: &str, guest: &str) {
 #[test]
 fn vm_luks_format_and_activate() {
     let guest = "luks_format_activate.sh";
-    if let Some(t) = run_guest(guest, "256M", &[]) {
+    if let Some(t) = run_guest(guest, "256M") {
         assert_pass(&t, guest);
     }
 }
@@ -90,7 +105,7 @@ fn vm_luks_format_and_activate() {
 #[test]
 fn vm_luks_tables_equal_cryptsetups() {
     let guest = "luks_tables_equal.sh";
-    if let Some(t) = run_guest(guest, "256M", &[]) {
+    if let Some(t) = run_guest(guest, "256M") {
         assert_pass(&t, guest);
     }
 }
@@ -100,7 +115,7 @@ fn vm_luks_tables_equal_cryptsetups() {
 #[test]
 fn vm_luks_data_survives_reopen_and_bad_input_is_refused() {
     let guest = "luks_reopen_data.sh";
-    if let Some(t) = run_guest(guest, "256M", &[]) {
+    if let Some(t) = run_guest(guest, "256M") {
         assert_pass(&t, guest);
     }
 }
@@ -109,7 +124,7 @@ fn vm_luks_data_survives_reopen_and_bad_input_is_refused() {
 #[test]
 fn vm_luks_missing_targets_are_named() {
     let guest = "luks_missing_targets.sh";
-    if let Some(t) = run_guest(guest, "256M", &[]) {
+    if let Some(t) = run_guest(guest, "256M") {
         assert_pass(&t, guest);
     }
 }
@@ -118,7 +133,7 @@ fn vm_luks_missing_targets_are_named() {
 #[test]
 fn vm_luks_too_small_device_is_refused() {
     let guest = "luks_too_small.sh";
-    if let Some(t) = run_guest(guest, "8M", &[]) {
+    if let Some(t) = run_guest(guest, "8M") {
         assert_pass(&t, guest);
     }
 }

@@ -3,6 +3,9 @@
 #
 #   luks_runner.sh <binary> <guest-script> <disk-size> [module-to-leave-out ...]
 #
+# The shared harness (tests/vm/run.sh) is preferred by tests/vm_luks.rs when it exists; this
+# runner keeps the luks VM tests runnable on a branch without it.
+#
 # The guest is Debian 12's kernel (downloaded once with `apt-get download`, cached under
 # $SCRATCHCRYPT_VM_CACHE, default target/vm-luks) with a busybox-static initramfs holding
 # <binary>, cryptsetup and dmsetup (with their shared libraries) and the modules for
@@ -57,6 +60,7 @@ while read -r m; do
     i=$((i + 1)); cp "$m" "$R/mods/$(printf %02d $i)-$base.ko"
 done < "$CACHE/modules.txt"
 cp "$SCRIPT" "$R/test.sh"
+basename "$SCRIPT" .sh > "$R/label"
 cat > "$R/init" <<'IN'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -65,7 +69,7 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp; mkdir -p /run/cryptsetup
 for m in /mods/*.ko; do insmod "$m" 2>/dev/null; done
 echo "=== guest start"
-sh /test.sh; echo "=== guest exit $?"
+sh /test.sh "$(cat /label)"; echo "=== guest exit $?"
 poweroff -f
 IN
 chmod +x "$R/init"

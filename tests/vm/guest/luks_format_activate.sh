@@ -1,10 +1,18 @@
 # Guest script (busybox sh): format + activate with scratchcrypt's luks_activate example, then
 # check the header with `cryptsetup luksDump` and both layers with `cryptsetup status`/dmsetup.
 # Needs: luks_activate, cryptsetup, dmsetup in PATH; the test disk as /dev/vda.
-# Prints "VM-TEST PASS" on success; any failed check prints "VM-TEST FAIL: <what>".
+# Verdict: `SCRATCHCRYPT-VM: PASS <label>` or `SCRATCHCRYPT-VM: FAIL <label>: <what>`.
+if [ -f /guest/lib.sh ]; then
+    . /guest/lib.sh   # the shared harness's verdict helpers
+else
+    SCENARIO=${1:-$(basename "$0" .sh)}
+    pass() { echo "SCRATCHCRYPT-VM: PASS $SCENARIO"; exit 0; }
+    fail() { echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"; exit 1; }
+fi
+# The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
+LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
-fail() { echo "VM-TEST FAIL: $*"; exit 1; }
-luks_activate open "$DEV" scratch || fail "luks_activate open exited $?"
+"$LA" open "$DEV" scratch || fail "luks_activate open exited $?"
 cryptsetup luksDump "$DEV" > /tmp/dump || fail "luksDump"
 cat /tmp/dump
 grep -q '^Version:[[:space:]]*2$' /tmp/dump || fail "not LUKS2"
@@ -26,9 +34,9 @@ dmsetup table scratch | grep -q ':96:logon:cryptsetup:' || fail "key not in keyr
 cryptsetup close scratch || fail "cryptsetup close"
 [ -z "$(dmsetup ls | grep scratch)" ] || fail "cryptsetup close left $(dmsetup ls)"
 # Our own removal takes the nodes it made as well.
-luks_activate open "$DEV" scratch || fail "second luks_activate open"
-luks_activate remove scratch || fail "luks_activate remove"
+"$LA" open "$DEV" scratch || fail "second luks_activate open"
+"$LA" remove scratch || fail "luks_activate remove"
 [ -e /dev/mapper/scratch ] && fail "/dev/mapper/scratch left behind"
 [ -e /dev/mapper/scratch_dif ] && fail "/dev/mapper/scratch_dif left behind"
 [ -z "$(dmsetup ls | grep scratch)" ] || fail "remove left $(dmsetup ls)"
-echo "VM-TEST PASS"
+pass
