@@ -12,7 +12,11 @@ fi
 # The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
 LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
+dmesg -c >/dev/null
 "$LA" open "$DEV" scratch || fail "luks_activate open exited $?"
+# Format and activation must not read a block that was never written (integrity errors).
+bad=$(dmesg | grep -E 'AEAD ERROR|I/O error|Checksum failed|checksum failed')
+[ -z "$bad" ] || fail "kernel logged: $bad"
 cryptsetup luksDump "$DEV" > /tmp/dump || fail "luksDump"
 cat /tmp/dump
 grep -q '^Version:[[:space:]]*2$' /tmp/dump || fail "not LUKS2"
