@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages scratchcrypt needs to build and test, when they are missing.
 #
-# Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libext2fs-dev + comerr-dev
+# Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libdevmapper-dev (devicemapper-sys
+# probes it with pkg-config; also pulled in by libcryptsetup-dev), libext2fs-dev + comerr-dev
 # (static libext2fs.a, libcom_err.a).
 # Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    pkg-config libclang-dev libcryptsetup-dev libext2fs-dev comerr-dev
+    pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup
 )

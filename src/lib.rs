@@ -7,7 +7,7 @@
 //!    4096-byte sectors, formatted through libcryptsetup **without wiping** the data area
 //!    ([`luks`]).
 //! 3. The dm-integrity device `<name>_dif` and the dm-crypt device `<name>` are activated with
-//!    device-mapper ioctls ([`dm_table`]).
+//!    device-mapper ioctls ([`dm`], tables built in [`dm_table`], key via [`keyring`]).
 //! 4. An ext4 image the size of the mapping is built in a sparse temp file with e2fsprogs'
 //!    libext2fs, together with the list of ranges (inode tables, journal) that must be zeroed
 //!    ([`format`]).
@@ -21,9 +21,11 @@
 //! kernel or e2fsck may read is written through the mapping before anything reads it.
 
 pub mod blockdev;
+pub mod dm;
 pub mod dm_table;
 pub mod error;
 pub mod format;
+pub mod keyring;
 pub mod loopdev;
 pub mod luks;
 pub mod name;

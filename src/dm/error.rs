@@ -1,0 +1,132 @@
+//! The error type of device-mapper activation and removal.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::dm_table::{SuperblockError, TableError};
+use crate::error::{class_of_io, ErrorClass};
+
+/// Errors of device-mapper activation and removal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DmError {
+    /// The running kernel has no device-mapper at all.
+    #[error("this kernel has no device-mapper: {detail}")]
+    NoDeviceMapper {
+        /// What was checked.
+        detail: String,
+    },
+    /// The kernel refused a table and does not list its target type.
+    #[error("this kernel has no dm-{target} target (needed by {name}; is the dm-{target} module available?)")]
+    MissingTarget {
+        /// `integrity` or `crypt`.
+        target: &'static str,
+        /// The device whose table was refused.
+        name: String,
+    },
+    /// A device-mapper call failed.
+    #[error("{step} {name}")]
+    Ioctl {
+        /// The call, in words.
+        step: &'static str,
+        /// The device-mapper name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The source device is unusable.
+    #[error("{step} {}", device.display())]
+    Source {
+        /// The check, in words.
+        step: &'static str,
+        /// The source device.
+        device: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A mapping with this name already exists.
+    #[error("device-mapper name {name} is already in use")]
+    NameInUse {
+        /// The name.
+        name: String,
+    },
+    /// The mapping is open; nothing was removed.
+    #[error("mapping {name} is busy (open count {open_count}: mounted or held open); nothing was removed")]
+    Busy {
+        /// The name.
+        name: String,
+        /// Its open count (-1 if the kernel reported EBUSY on removal).
+        open_count: i32,
+    },
+    /// The device is not one cryptsetup or we created.
+    #[error(
+        "mapping {name} is not a cryptsetup mapping (dm UUID {uuid:?}); refusing to remove it"
+    )]
+    NotOurs {
+        /// The name.
+        name: String,
+        /// Its dm UUID.
+        uuid: String,
+    },
+    /// The key does not fit the header.
+    #[error("the header expects a {header}-byte volume key, got {given} bytes")]
+    KeySize {
+        /// Key size in the header.
+        header: usize,
+        /// Key size given.
+        given: usize,
+    },
+    /// The integrity superblock is unreadable or invalid.
+    #[error("read the dm-integrity superblock of {}", device.display())]
+    Superblock {
+        /// The source device.
+        device: PathBuf,
+        /// Why.
+        #[source]
+        source: SuperblockError,
+    },
+    /// A table could not be built from the header.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A `/dev/mapper` node could not be made or removed.
+    #[error("{step} {}", path.display())]
+    Node {
+        /// What we were doing.
+        step: &'static str,
+        /// The node.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A step failed and undoing earlier steps failed too.
+    #[error("{cause}; rollback also failed: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Rollback {
+        /// The failure that started the rollback.
+        cause: Box<DmError>,
+        /// The undo steps that failed.
+        failures: Vec<DmError>,
+    },
+}
+
+impl DmError {
+    /// The class of this error (for exit statuses).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DmError::NoDeviceMapper { .. } | DmError::MissingTarget { .. } => {
+                ErrorClass::Unsupported
+            }
+            DmError::Ioctl { source, .. }
+            | DmError::Source { source, .. }
+            | DmError::Node { source, .. } => class_of_io(source),
+            DmError::NameInUse { .. } | DmError::Busy { .. } => ErrorClass::Busy,
+            DmError::NotOurs { .. } | DmError::KeySize { .. } | DmError::Table(_) => {
+                ErrorClass::InvalidInput
+            }
+            DmError::Superblock { source, .. } => source.class(),
+            DmError::Rollback { .. } => ErrorClass::RollbackFailed,
+        }
+    }
+}

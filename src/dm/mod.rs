@@ -1,0 +1,394 @@
+//! Activation and removal of the `<name>_dif` + `<name>` device-mapper stack.
+//!
+//! # Why a trait
+//! Every device-mapper call goes through [`DeviceMapper`], implemented by [`RealDm`] (ioctls
+//! through the `devicemapper` crate) and by [`MockDm`] (in memory, can fail any call). The
+//! activation transaction and its rollback paths are the same code for both, so they are unit
+//! tested without root and without a kernel that has device-mapper.
+//!
+//! # Activation ([`activate`]) step by step
+//! 1. Refuse if `<name>` or `<name>_dif` already exists (nothing is touched).
+//! 2. Read and validate the dm-integrity superblock at the data offset; its
+//!    `provided_data_sectors` sizes both tables.
+//! 3. Create `<name>_dif` with cryptsetup's dm UUID, load its table, resume it.
+//! 4. Put the volume key into the thread keyring as a `logon` key (hex key in the table only if
+//!    that fails), create `<name>`, load its table with `DM_SECURE_DATA`, drop the key from the
+//!    keyring, resume.
+//! 5. Make sure `/dev/mapper/<name>` (and `<name>_dif`) exist: udev makes them where it runs,
+//!    otherwise we `mknod` them.
+//!
+//! Every step registers its undo; on failure the undos run in reverse and a failed undo is
+//! reported together with the cause ([`DmError::Rollback`]).
+//!
+//! # Removal ([`remove`])
+//! `<name>` first, then `<name>_dif`. A name that does not exist is a success that says so. A
+//! mapping that is open (mounted, or held by a process) is refused before anything is removed.
+
+mod error;
+mod mock;
+mod real;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use error::DmError;
+
+pub use mock::{MockDevice, MockDm};
+pub use real::{dm_misc_minor, RealDm};
+
+use crate::dm_table::{
+    crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description,
+    read_integrity_superblock, KeyRef, TableLine,
+};
+use crate::keyring::KeyringKey;
+use crate::luks::{LuksParams, VolumeKey};
+use crate::name::MappingName;
+
+/// A device number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DevNum {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+}
+
+impl fmt::Display for DevNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+/// What device-mapper reports about an existing device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmInfo {
+    /// Its device number.
+    pub dev: DevNum,
+    /// How many openers it has (mounts, processes, stacked devices).
+    pub open_count: i32,
+    /// Its dm UUID (empty if none).
+    pub uuid: String,
+}
+
+/// The device-mapper operations activation and removal need.
+pub trait DeviceMapper {
+    /// How a table refers to `path`: `major:minor` of a block device.
+    fn device_ref(&self, path: &Path) -> Result<String, DmError>;
+    /// The device called `name`, or `None` if there is none.
+    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError>;
+    /// Create an empty device with a dm UUID.
+    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError>;
+    /// Load `table` into the inactive slot of `name` (always with `DM_SECURE_DATA`).
+    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError>;
+    /// Make the loaded table live; `udev` says which udev rules may act on the uevent.
+    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError>;
+    /// Remove the device.
+    fn remove(&self, name: &str) -> Result<(), DmError>;
+    /// Which of `targets` the kernel does not list (DM_LIST_VERSIONS).
+    fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError>;
+    /// Make sure `/dev/mapper/<name>` exists for `dev`.
+    fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
+    /// Remove `/dev/mapper/<name>` if we made it.
+    fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
+}
+
+/// Which udev rules may act on a device's activation uevent (passed in the ioctl's udev flags,
+/// as libdevmapper does; `10-dm.rules` reads them).
+///
+/// Both of our devices are unreadable until written: every block never written through the
+/// mapping fails its integrity check. udev's blkid probe (`13-dm-disk.rules`) would read them
+/// and fill the kernel log with `AEAD ERROR`s, so neither is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdevRules {
+    /// A private sub-device, as cryptsetup marks `<name>_dif`: no subsystem, disk or other
+    /// rules.
+    Private,
+    /// The crypt device: udev makes `/dev/mapper/<name>`, but runs no disk (blkid) rules.
+    NoProbe,
+}
+
+/// The result of a successful activation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// `/dev/mapper/<name>`.
+    pub mapper_path: PathBuf,
+    /// Size of the crypt device in bytes.
+    pub size_bytes: u64,
+    /// Name of the dm-crypt device.
+    pub crypt_name: String,
+    /// Name of the dm-integrity device under it.
+    pub integrity_name: String,
+    /// Whether the key went through the kernel keyring (false: hex in the table).
+    pub key_in_keyring: bool,
+}
+
+/// What [`remove`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoveOutcome {
+    /// `<name>` existed and was removed.
+    pub crypt_removed: bool,
+    /// `<name>_dif` existed and was removed.
+    pub integrity_removed: bool,
+}
+
+impl RemoveOutcome {
+    /// Whether anything existed.
+    pub fn existed(&self) -> bool {
+        self.crypt_removed || self.integrity_removed
+    }
+}
+
+/// Undo actions of the activation transaction.
+enum Undo {
+    Device(String),
+    Node(String, DevNum),
+}
+
+/// Check, before anything is written to the source, that `<name>` and `<name>_dif` are free.
+/// The pipeline calls this before formatting; [`activate`] checks again.
+pub fn ensure_names_free(dm: &dyn DeviceMapper, name: &MappingName) -> Result<(), DmError> {
+    for n in [name.as_str().to_owned(), name.integrity_name()] {
+        if dm.info(&n)?.is_some() {
+            return Err(DmError::NameInUse { name: n });
+        }
+    }
+    Ok(())
+}
+
+/// Activate `<name>_dif` and `<name>` over `source` for the header described by `params`.
+pub fn activate(
+    dm: &dyn DeviceMapper,
+    source: &Path,
+    params: &LuksParams,
+    key: &VolumeKey,
+    name: &MappingName,
+) -> Result<Activation, DmError> {
+    activate_with(dm, source, params, key, name, KeyPlacement::Keyring)
+}
+
+/// Where the crypt table takes its key from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPlacement {
+    /// The kernel keyring (a `logon` key, dropped after the load), falling back to hex when the
+    /// keyring refuses the key. The default, as in cryptsetup.
+    Keyring,
+    /// Hex in the table (loaded with `DM_SECURE_DATA`); for kernels whose dm-crypt predates
+    /// keyring support (Linux < 4.10), and to test the fallback.
+    Hex,
+}
+
+/// [`activate`] with an explicit [`KeyPlacement`].
+pub fn activate_with(
+    dm: &dyn DeviceMapper,
+    source: &Path,
+    params: &LuksParams,
+    key: &VolumeKey,
+    name: &MappingName,
+    placement: KeyPlacement,
+) -> Result<Activation, DmError> {
+    let crypt_name = name.as_str().to_owned();
+    let dif_name = name.integrity_name();
+    if key.len() != params.key_size {
+        return Err(DmError::KeySize {
+            header: params.key_size,
+            given: key.len(),
+        });
+    }
+    ensure_names_free(dm, name)?;
+    let source_ref = dm.device_ref(source)?;
+    let sb = read_integrity_superblock(source, params.data_offset_sectors).map_err(|e| {
+        DmError::Superblock {
+            device: source.to_path_buf(),
+            source: e,
+        }
+    })?;
+    let dif_table = integrity_table(&source_ref, params, &sb)?;
+    let mut undo = Vec::new();
+    let steps = Steps {
+        params,
+        key,
+        sb: &sb,
+        dif_table: &dif_table,
+        crypt_name: &crypt_name,
+        dif_name: &dif_name,
+        placement,
+    };
+    match steps.run(dm, &mut undo) {
+        Ok(key_in_keyring) => Ok(Activation {
+            mapper_path: name.mapper_path(),
+            size_bytes: sb.provided_data_sectors * 512,
+            crypt_name,
+            integrity_name: dif_name,
+            key_in_keyring,
+        }),
+        Err(cause) => Err(rollback(dm, cause, undo)),
+    }
+}
+
+/// The inputs of the steps of [`activate`] that create something.
+struct Steps<'a> {
+    params: &'a LuksParams,
+    key: &'a VolumeKey,
+    sb: &'a crate::dm_table::IntegritySuperblock,
+    dif_table: &'a TableLine,
+    crypt_name: &'a str,
+    dif_name: &'a str,
+    placement: KeyPlacement,
+}
+
+impl Steps<'_> {
+    /// Run the steps, each registering its undo; return whether the key went via the keyring.
+    fn run(&self, dm: &dyn DeviceMapper, undo: &mut Vec<Undo>) -> Result<bool, DmError> {
+        let Steps {
+            params,
+            key,
+            sb,
+            dif_table,
+            crypt_name,
+            dif_name,
+            placement,
+        } = *self;
+        let dif_dev = dm.create(dif_name, &integrity_dm_uuid(&params.uuid, dif_name))?;
+        undo.push(Undo::Device(dif_name.to_owned()));
+        load_checked(dm, dif_name, dif_table)?;
+        dm.resume(dif_name, UdevRules::Private)?;
+
+        let description = keyring_description(&params.uuid);
+        let keyring = match placement {
+            KeyPlacement::Keyring => KeyringKey::add(&description, key).ok(),
+            KeyPlacement::Hex => None,
+        };
+        let key_ref = match &keyring {
+            Some(k) => KeyRef::Keyring {
+                description: k.description(),
+                size: key.len(),
+            },
+            None => KeyRef::Hex(key),
+        };
+        let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref)?;
+        let crypt_dev = dm.create(crypt_name, &crypt_dm_uuid(&params.uuid, crypt_name))?;
+        undo.push(Undo::Device(crypt_name.to_owned()));
+        let loaded = load_checked(dm, crypt_name, &crypt);
+        // The table holds its own copy now (or failed): the keyring copy goes either way.
+        let key_in_keyring = keyring.is_some();
+        if let Some(k) = keyring {
+            let _ = k.remove();
+        }
+        loaded?;
+        dm.resume(crypt_name, UdevRules::NoProbe)?;
+
+        dm.make_node(dif_name, dif_dev)?;
+        undo.push(Undo::Node(dif_name.to_owned(), dif_dev));
+        dm.make_node(crypt_name, crypt_dev)?;
+        undo.push(Undo::Node(crypt_name.to_owned(), crypt_dev));
+        Ok(key_in_keyring)
+    }
+}
+
+/// Load a table; if the kernel refuses it, tell whether the target type is missing.
+fn load_checked(dm: &dyn DeviceMapper, name: &str, table: &TableLine) -> Result<(), DmError> {
+    match dm.load(name, table) {
+        Ok(()) => Ok(()),
+        Err(e) => match dm.missing_targets(&[table.target]) {
+            Ok(missing) if !missing.is_empty() => Err(DmError::MissingTarget {
+                target: table.target,
+                name: name.to_owned(),
+            }),
+            _ => Err(e),
+        },
+    }
+}
+
+/// Run the undos in reverse and combine their failures with the cause.
+fn rollback(dm: &dyn DeviceMapper, cause: DmError, undo: Vec<Undo>) -> DmError {
+    let mut failures = Vec::new();
+    for u in undo.into_iter().rev() {
+        let r = match &u {
+            Undo::Device(n) => dm.remove(n),
+            Undo::Node(n, d) => dm.remove_node(n, *d),
+        };
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    }
+    if failures.is_empty() {
+        cause
+    } else {
+        DmError::Rollback {
+            cause: Box::new(cause),
+            failures,
+        }
+    }
+}
+
+/// Remove `<name>` then `<name>_dif`. Nothing is removed if `<name>` is open.
+pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome, DmError> {
+    let crypt_name = name.as_str();
+    let dif_name = name.integrity_name();
+    let crypt = dm.info(crypt_name)?;
+    let dif = dm.info(&dif_name)?;
+    for (n, info) in [(crypt_name, &crypt), (dif_name.as_str(), &dif)] {
+        if let Some(i) = info {
+            if !i.uuid.starts_with("CRYPT-") {
+                return Err(DmError::NotOurs {
+                    name: n.to_owned(),
+                    uuid: i.uuid.clone(),
+                });
+            }
+        }
+    }
+    if let Some(i) = &crypt {
+        if i.open_count > 0 {
+            return Err(DmError::Busy {
+                name: crypt_name.to_owned(),
+                open_count: i.open_count,
+            });
+        }
+    } else if let Some(i) = &dif {
+        if i.open_count > 0 {
+            return Err(DmError::Busy {
+                name: dif_name.clone(),
+                open_count: i.open_count,
+            });
+        }
+    }
+    let mut outcome = RemoveOutcome {
+        crypt_removed: false,
+        integrity_removed: false,
+    };
+    // A node that cannot be deleted does not stop the removal of the devices; it is reported
+    // once both are gone.
+    let mut node_error = None;
+    if let Some(i) = crypt {
+        dm.remove(crypt_name).map_err(busy_if_ebusy(crypt_name))?;
+        outcome.crypt_removed = true;
+        node_error = dm.remove_node(crypt_name, i.dev).err();
+    }
+    if let Some(i) = dif {
+        dm.remove(&dif_name).map_err(busy_if_ebusy(&dif_name))?;
+        outcome.integrity_removed = true;
+        if let Err(e) = dm.remove_node(&dif_name, i.dev) {
+            node_error.get_or_insert(e);
+        }
+    }
+    match node_error {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
+}
+
+/// Turn an EBUSY from DM_DEV_REMOVE (someone opened it after our check) into [`DmError::Busy`].
+fn busy_if_ebusy(name: &str) -> impl Fn(DmError) -> DmError + '_ {
+    move |e| match &e {
+        DmError::Ioctl { source, .. } if source.raw_os_error() == Some(libc::EBUSY) => {
+            DmError::Busy {
+                name: name.to_owned(),
+                open_count: -1,
+            }
+        }
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! [`DeviceMapper`] over the kernel's device-mapper ioctls (the `devicemapper` crate).
+//!
+//! Quirks handled here (see `vendor-notes.md`): the crate never creates `/dev/mapper` nodes,
+//! so without udev we `mknod` them; it logs whole tables at `trace` level, so every table is
+//! loaded with `DM_SECURE_DATA` and the caller must never enable trace logging for it; its
+//! errors carry the whole ioctl header in their text, so only the errno is kept.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use devicemapper::{DevId, DmFlags, DmName, DmOptions, DmUdevFlags, DmUuid, DM};
+use zeroize::Zeroize;
+
+use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
+use crate::dm_table::TableLine;
+
+/// Where the kernel lists misc devices; device-mapper's control node is one of them.
+const PROC_MISC: &str = "/proc/misc";
+
+/// The control node the crate opens.
+const DM_CONTROL: &str = "/dev/mapper/control";
+
+/// udev's control socket: present while udev runs and makes `/dev/mapper` nodes itself.
+const UDEV_CONTROL: &str = "/run/udev/control";
+
+/// How long to wait for udev to make a node before making it ourselves.
+const UDEV_WAIT: Duration = Duration::from_secs(3);
+
+/// The real device-mapper.
+pub struct RealDm {
+    dm: DM,
+}
+
+impl std::fmt::Debug for RealDm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RealDm")
+    }
+}
+
+impl RealDm {
+    /// Open `/dev/mapper/control`, after checking that the kernel has device-mapper at all
+    /// (`/proc/misc` lists `device-mapper`); makes the control node if it is missing.
+    pub fn new() -> Result<RealDm, DmError> {
+        let misc = fs::read_to_string(PROC_MISC).map_err(|e| DmError::NoDeviceMapper {
+            detail: format!("cannot read {PROC_MISC}: {e}"),
+        })?;
+        let minor = dm_misc_minor(&misc).ok_or_else(|| DmError::NoDeviceMapper {
+            detail: format!(
+                "{PROC_MISC} has no device-mapper entry (CONFIG_BLK_DEV_DM is off or the dm-mod \
+                 module is not loaded)"
+            ),
+        })?;
+        if !Path::new(DM_CONTROL).exists() {
+            make_node(Path::new(DM_CONTROL), libc::S_IFCHR, 10, minor)?;
+        }
+        let dm = DM::new().map_err(|e| DmError::NoDeviceMapper {
+            detail: format!("cannot open {DM_CONTROL}: {e}"),
+        })?;
+        Ok(RealDm { dm })
+    }
+}
+
+/// The misc minor of `device-mapper` in the text of `/proc/misc` (lines `<minor> <name>`).
+pub fn dm_misc_minor(misc: &str) -> Option<u32> {
+    misc.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        let minor = it.next()?.parse().ok()?;
+        (it.next()? == "device-mapper").then_some(minor)
+    })
+}
+
+/// The errno of a devicemapper error; other failures become `EIO` with the crate's text
+/// (the ioctl variant's text holds the whole ioctl header, which is noise).
+fn to_io(e: devicemapper::DmError) -> io::Error {
+    match e {
+        devicemapper::DmError::Core(devicemapper::errors::Error::Ioctl(_, _, _, errno)) => {
+            io::Error::from_raw_os_error(*errno as i32)
+        }
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+fn ioctl<'a>(
+    step: &'static str,
+    name: &'a str,
+) -> impl FnOnce(devicemapper::DmError) -> DmError + 'a {
+    move |e| DmError::Ioctl {
+        step,
+        name: name.to_owned(),
+        source: to_io(e),
+    }
+}
+
+fn dm_name<'a>(step: &'static str, name: &'a str) -> Result<&'a DmName, DmError> {
+    DmName::new(name).map_err(ioctl(step, name))
+}
+
+/// `mknod` a node of `kind` with mode 0600 at `path`.
+fn make_node(path: &Path, kind: libc::mode_t, major: u32, minor: u32) -> Result<(), DmError> {
+    let err = |source| DmError::Node {
+        step: "create the device node",
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(kind);
+    nix::sys::stat::mknod(
+        path,
+        kind,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(u64::from(major), u64::from(minor)),
+    )
+    .map_err(|e| err(io::Error::from(e)))
+}
+
+fn node_path(name: &str) -> PathBuf {
+    Path::new("/dev/mapper").join(name)
+}
+
+/// Whether `path` is a block device node (not a symlink) for `dev`.
+fn is_node_for(path: &Path, dev: DevNum) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(m) => {
+            m.file_type().is_block_device()
+                && nix::sys::stat::major(m.rdev()) == u64::from(dev.major)
+                && nix::sys::stat::minor(m.rdev()) == u64::from(dev.minor)
+        }
+        Err(_) => false,
+    }
+}
+
+impl DeviceMapper for RealDm {
+    fn device_ref(&self, path: &Path) -> Result<String, DmError> {
+        let err = |source| DmError::Source {
+            step: "inspect the source device",
+            device: path.to_path_buf(),
+            source,
+        };
+        let m = fs::metadata(path).map_err(err)?;
+        if !m.file_type().is_block_device() {
+            return Err(err(io::Error::from_raw_os_error(libc::ENOTBLK)));
+        }
+        Ok(format!(
+            "{}:{}",
+            nix::sys::stat::major(m.rdev()),
+            nix::sys::stat::minor(m.rdev())
+        ))
+    }
+
+    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError> {
+        let n = dm_name("query", name)?;
+        match self.dm.device_info(&DevId::Name(n)) {
+            Ok(i) => Ok(Some(DmInfo {
+                dev: DevNum {
+                    major: i.device().major,
+                    minor: i.device().minor,
+                },
+                open_count: i.open_count(),
+                uuid: i
+                    .uuid()
+                    .map(|u| String::from_utf8_lossy(u.as_bytes()).into_owned())
+                    .unwrap_or_default(),
+            })),
+            Err(e) => {
+                let e = to_io(e);
+                if e.raw_os_error() == Some(libc::ENXIO) {
+                    Ok(None)
+                } else {
+                    Err(DmError::Ioctl {
+                        step: "query",
+                        name: name.to_owned(),
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+
+    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError> {
+        let n = dm_name("create", name)?;
+        let u = DmUuid::new(uuid).map_err(ioctl("create", name))?;
+        let i = self
+            .dm
+            .device_create(n, Some(u), DmOptions::default())
+            .map_err(ioctl("create", name))?;
+        Ok(DevNum {
+            major: i.device().major,
+            minor: i.device().minor,
+        })
+    }
+
+    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError> {
+        let n = dm_name("load the table of", name)?;
+        let mut targets = vec![(
+            0u64,
+            table.length,
+            table.target.to_owned(),
+            table.params.as_str().to_owned(),
+        )];
+        let r = self.dm.table_load(
+            &DevId::Name(n),
+            &targets,
+            DmOptions::default().set_flags(DmFlags::DM_SECURE_DATA),
+        );
+        for t in &mut targets {
+            t.3.zeroize();
+        }
+        r.map(|_| ()).map_err(ioctl("load the table of", name))
+    }
+
+    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
+        let n = dm_name("resume", name)?;
+        let options = match udev {
+            UdevRules::Private => DmOptions::private(),
+            UdevRules::NoProbe => {
+                DmOptions::default().set_udev_flags(DmUdevFlags::DM_UDEV_DISABLE_DISK_RULES_FLAG)
+            }
+        };
+        self.dm
+            .device_suspend(&DevId::Name(n), options)
+            .map(|_| ())
+            .map_err(ioctl("resume", name))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), DmError> {
+        let n = dm_name("remove", name)?;
+        self.dm
+            .device_remove(&DevId::Name(n), DmOptions::default())
+            .map(|_| ())
+            .map_err(ioctl("remove", name))
+    }
+
+    fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError> {
+        let listed = self
+            .dm
+            .list_versions()
+            .map_err(ioctl("list the target types for", "device-mapper"))?;
+        Ok(targets
+            .iter()
+            .filter(|t| !listed.iter().any(|(n, ..)| n == *t))
+            .map(|t| (*t).to_owned())
+            .collect())
+    }
+
+    fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
+        let path = node_path(name);
+        if Path::new(UDEV_CONTROL).exists() {
+            let start = Instant::now();
+            while start.elapsed() < UDEV_WAIT {
+                if path.exists() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if path.exists() {
+            if fs::metadata(&path).is_ok_and(|m| {
+                m.file_type().is_block_device()
+                    && nix::sys::stat::major(m.rdev()) == u64::from(dev.major)
+                    && nix::sys::stat::minor(m.rdev()) == u64::from(dev.minor)
+            }) {
+                return Ok(());
+            }
+            // A stale node from an earlier mapping of the same name.
+            fs::remove_file(&path).map_err(|source| DmError::Node {
+                step: "remove the stale device node",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        make_node(&path, libc::S_IFBLK, dev.major, dev.minor)
+    }
+
+    fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
+        let path = node_path(name);
+        if is_node_for(&path, dev) {
+            fs::remove_file(&path).map_err(|source| DmError::Node {
+                step: "remove the device node",
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The device-mapper minor is found in /proc/misc text, and its absence is noticed.
+    #[test]
+    fn proc_misc_is_parsed() {
+        assert_eq!(
+            dm_misc_minor(" 58 btrfs-control\n236 device-mapper\n"),
+            Some(236)
+        );
+        assert_eq!(dm_misc_minor(" 58 btrfs-control\n183 hw_random\n"), None);
+    }
+
+    /// On a kernel without device-mapper (like the build host), opening says so plainly.
+    #[test]
+    fn missing_device_mapper_is_reported_plainly() {
+        let misc = fs::read_to_string(PROC_MISC).unwrap_or_default();
+        if dm_misc_minor(&misc).is_some() {
+            eprintln!("skipping: this kernel has device-mapper");
+            return;
+        }
+        let e = RealDm::new().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("this kernel has no device-mapper"),
+            "{e}"
+        );
+        assert_eq!(e.class(), crate::error::ErrorClass::Unsupported);
+    }
+}

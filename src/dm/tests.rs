@@ -1,0 +1,333 @@
+use super::*;
+use crate::error::ErrorClass;
+use std::os::unix::fs::FileExt;
+
+/// A temp "disk" with an integrity superblock at sector 32 providing 64 sectors, and matching
+/// header parameters.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    source: PathBuf,
+    params: LuksParams,
+    key: VolumeKey,
+    name: MappingName,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("disk");
+    let f = std::fs::File::create(&source).unwrap();
+    f.set_len(200 * 512).unwrap();
+    let mut sb = vec![0u8; 512];
+    sb[..8].copy_from_slice(b"integrt\0");
+    sb[8] = 5;
+    sb[10..12].copy_from_slice(&32u16.to_le_bytes());
+    sb[16..24].copy_from_slice(&64u64.to_le_bytes());
+    sb[28] = 3;
+    f.write_all_at(&sb, 32 * 512).unwrap();
+    Fixture {
+        _dir: dir,
+        source,
+        params: LuksParams {
+            uuid: "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3".to_owned(),
+            data_offset_sectors: 32,
+            sector_size: 4096,
+            cipher: "aes".to_owned(),
+            cipher_mode: "xts-plain64".to_owned(),
+            integrity: "hmac(sha256)".to_owned(),
+            tag_size: 32,
+            key_size: 96,
+        },
+        key: VolumeKey::from_bytes(&[0x7c; 96]).unwrap(),
+        name: MappingName::new("scratch").unwrap(),
+    }
+}
+
+fn run(dm: &MockDm, fx: &Fixture) -> Result<Activation, DmError> {
+    activate(dm, &fx.source, &fx.params, &fx.key, &fx.name)
+}
+
+/// A clean activation creates `_dif` then the crypt device, with cryptsetup's UUIDs, live
+/// tables stacked by device number, and both nodes.
+#[test]
+fn activation_builds_the_stack() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    let a = run(&dm, &fx).unwrap();
+    assert_eq!(a.mapper_path, Path::new("/dev/mapper/scratch"));
+    assert_eq!(a.size_bytes, 64 * 512);
+    assert_eq!(a.integrity_name, "scratch_dif");
+    let dif = dm.device("scratch_dif").unwrap();
+    let crypt = dm.device("scratch").unwrap();
+    assert_eq!(
+        dif.uuid,
+        "CRYPT-INTEGRITY-0b3c5d1e2f404a5b8c6d7e8f90a1b2c3-scratch_dif"
+    );
+    assert_eq!(
+        crypt.uuid,
+        "CRYPT-LUKS2-0b3c5d1e2f404a5b8c6d7e8f90a1b2c3-scratch"
+    );
+    let dt = dif.active.unwrap();
+    assert_eq!(
+        dt.params.as_str(),
+        format!(
+            "{} 32 32 D 3 block_size:4096 fix_padding fix_hmac",
+            fx.source.display()
+        )
+    );
+    let ct = crypt.active.unwrap();
+    assert!(
+        ct.params.contains(&format!(" 0 {} 0 2 ", dif.dev)),
+        "{:?}",
+        ct.params
+    );
+    if a.key_in_keyring {
+        assert!(ct.params.contains(":96:logon:cryptsetup:0b3c5d1e-"));
+        assert!(!ct.secret);
+    } else {
+        assert!(ct.params.contains(&"7c".repeat(96)));
+        assert!(ct.secret);
+    }
+    assert_eq!(dm.nodes(), vec!["scratch", "scratch_dif"]);
+    let creates: Vec<_> = dm
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("create"))
+        .collect();
+    assert_eq!(creates, vec!["create scratch_dif", "create scratch"]);
+    let udev: Vec<_> = dm
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("udev"))
+        .collect();
+    assert_eq!(
+        udev,
+        vec!["udev scratch_dif Private", "udev scratch NoProbe"]
+    );
+}
+
+/// Every call of the transaction that fails leaves no device and no node behind, and the
+/// error is the call's own.
+#[test]
+fn every_failure_rolls_back_everything() {
+    let steps = [
+        ("create", "scratch_dif"),
+        ("load", "scratch_dif"),
+        ("resume", "scratch_dif"),
+        ("create", "scratch"),
+        ("load", "scratch"),
+        ("resume", "scratch"),
+        ("make_node", "scratch_dif"),
+        ("make_node", "scratch"),
+    ];
+    for (op, name) in steps {
+        let fx = fixture();
+        let dm = MockDm::new();
+        dm.fail_on(op, name, libc::EIO);
+        let e = run(&dm, &fx).unwrap_err();
+        assert!(
+            matches!(&e, DmError::Ioctl { step, name: n, .. } if *step == op && n == name),
+            "{op} {name}: {e:?}"
+        );
+        assert_eq!(e.class(), ErrorClass::Io);
+        assert!(
+            dm.device_names().is_empty(),
+            "{op} {name}: {:?}",
+            dm.device_names()
+        );
+        assert!(dm.nodes().is_empty(), "{op} {name}: {:?}", dm.nodes());
+    }
+}
+
+/// When an undo fails too, both the cause and the failed undo are reported.
+#[test]
+fn failed_rollback_is_reported_with_the_cause() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.fail_on("resume", "scratch", libc::EIO);
+    dm.fail_on("remove", "scratch_dif", libc::EBUSY);
+    let e = run(&dm, &fx).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::RollbackFailed);
+    let msg = e.to_string();
+    assert!(msg.contains("resume scratch"), "{msg}");
+    assert!(
+        msg.contains("rollback also failed: remove scratch_dif"),
+        "{msg}"
+    );
+    assert_eq!(dm.device_names(), vec!["scratch_dif"]);
+}
+
+/// A taken name is refused before anything is created.
+#[test]
+fn name_in_use_touches_nothing() {
+    for taken in ["scratch", "scratch_dif"] {
+        let fx = fixture();
+        let dm = MockDm::new();
+        dm.insert(taken, "CRYPT-LUKS2-x-scratch", 0);
+        let e = run(&dm, &fx).unwrap_err();
+        assert!(
+            matches!(&e, DmError::NameInUse { name } if name == taken),
+            "{e:?}"
+        );
+        assert_eq!(e.class(), ErrorClass::Busy);
+        assert_eq!(dm.device_names(), vec![taken]);
+        assert!(!dm.calls().iter().any(|c| c.starts_with("create")));
+    }
+}
+
+/// A kernel without the integrity or crypt target gets the target named, after rollback.
+#[test]
+fn missing_targets_are_named() {
+    for (have, missing) in [("crypt", "integrity"), ("integrity", "crypt")] {
+        let fx = fixture();
+        let dm = MockDm::new();
+        dm.set_targets(&[have]);
+        let e = run(&dm, &fx).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Unsupported);
+        assert!(
+            e.to_string().contains(&format!("no dm-{missing} target")),
+            "{e}"
+        );
+        assert!(dm.device_names().is_empty());
+    }
+}
+
+/// A bad superblock, a missing source or a wrong key size stop activation before any create.
+#[test]
+fn bad_inputs_create_nothing() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    let mut p = fx.params.clone();
+    p.data_offset_sectors = 0;
+    let e = activate(&dm, &fx.source, &p, &fx.key, &fx.name).unwrap_err();
+    assert!(e.to_string().contains("superblock"), "{e}");
+    let e = activate(
+        &dm,
+        Path::new("/nonexistent/d"),
+        &fx.params,
+        &fx.key,
+        &fx.name,
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::InvalidInput, "{e:?}");
+    let short = VolumeKey::from_bytes(&[1; 96]).unwrap();
+    let mut p = fx.params.clone();
+    p.key_size = 64;
+    let e = activate(&dm, &fx.source, &p, &short, &fx.name).unwrap_err();
+    assert!(matches!(e, DmError::KeySize { .. }));
+    assert!(!dm.calls().iter().any(|c| c.starts_with("create")));
+}
+
+/// No key byte reaches an error message or Debug output, even with the hex fallback.
+#[test]
+fn errors_never_show_the_key() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.fail_on("load", "scratch", libc::EINVAL);
+    let e = run(&dm, &fx).unwrap_err();
+    for text in [e.to_string(), format!("{e:?}")] {
+        assert!(!text.contains("7c7c"), "{text}");
+    }
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    let dbg = format!("{dm:?}");
+    assert!(!dbg.contains("7c7c"), "{dbg}");
+}
+
+/// Removal takes the crypt device, then the integrity device, and their nodes.
+#[test]
+fn removal_goes_top_down() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    let out = remove(&dm, &fx.name).unwrap();
+    assert!(out.crypt_removed && out.integrity_removed && out.existed());
+    assert!(dm.device_names().is_empty());
+    assert!(dm.nodes().is_empty());
+    let removes: Vec<_> = dm
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("remove "))
+        .collect();
+    assert_eq!(removes, vec!["remove scratch", "remove scratch_dif"]);
+}
+
+/// Removing a name that does not exist succeeds and says nothing existed.
+#[test]
+fn removing_nothing_succeeds() {
+    let dm = MockDm::new();
+    let out = remove(&dm, &MappingName::new("absent").unwrap()).unwrap();
+    assert!(!out.existed());
+}
+
+/// An open crypt device is refused as busy and nothing is removed.
+#[test]
+fn busy_mapping_removes_nothing() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    dm.set_open_count("scratch", 1);
+    let e = remove(&dm, &fx.name).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Busy);
+    assert!(e.to_string().contains("busy"), "{e}");
+    assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
+}
+
+/// An EBUSY from the kernel's remove (opened after the check) is reported as busy.
+#[test]
+fn ebusy_on_remove_is_busy() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    dm.fail_on("remove", "scratch", libc::EBUSY);
+    let e = remove(&dm, &fx.name).unwrap_err();
+    assert!(matches!(e, DmError::Busy { .. }), "{e:?}");
+    assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
+}
+
+/// A leftover `_dif` alone is removed; a device that is not cryptsetup's is left alone.
+#[test]
+fn partial_and_foreign_mappings() {
+    let dm = MockDm::new();
+    dm.insert("scratch_dif", "CRYPT-INTEGRITY-abc-scratch_dif", 0);
+    let out = remove(&dm, &MappingName::new("scratch").unwrap()).unwrap();
+    assert!(!out.crypt_removed && out.integrity_removed);
+    let dm = MockDm::new();
+    dm.insert("scratch", "LVM-something", 0);
+    let e = remove(&dm, &MappingName::new("scratch").unwrap()).unwrap_err();
+    assert!(matches!(e, DmError::NotOurs { .. }), "{e:?}");
+    assert_eq!(dm.device_names(), vec!["scratch"]);
+}
+
+/// The hex placement puts the key into a secret table and never touches the keyring.
+#[test]
+fn hex_placement_puts_the_key_in_a_secret_table() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    let a = activate_with(
+        &dm,
+        &fx.source,
+        &fx.params,
+        &fx.key,
+        &fx.name,
+        KeyPlacement::Hex,
+    )
+    .unwrap();
+    assert!(!a.key_in_keyring);
+    let t = dm.device("scratch").unwrap().active.unwrap();
+    assert!(t.secret);
+    assert!(t.params.contains(&"7c".repeat(96)));
+    assert!(!format!("{t:?}").contains("7c7c"));
+}
+
+/// A node that cannot be deleted is reported, but both devices are still removed.
+#[test]
+fn node_failure_does_not_stop_removal() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    run(&dm, &fx).unwrap();
+    dm.fail_on("remove_node", "scratch", libc::EACCES);
+    let e = remove(&dm, &fx.name).unwrap_err();
+    assert!(e.to_string().contains("remove_node scratch"), "{e}");
+    assert!(dm.device_names().is_empty());
+}

@@ -1,0 +1,189 @@
+use super::*;
+
+/// Header values of a 1 GiB disk formatted by libcryptsetup 2.6.1 with our parameters.
+pub(crate) fn params() -> LuksParams {
+    LuksParams {
+        uuid: "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3".to_owned(),
+        data_offset_sectors: 32768,
+        sector_size: 4096,
+        cipher: "aes".to_owned(),
+        cipher_mode: "xts-plain64".to_owned(),
+        integrity: "hmac(sha256)".to_owned(),
+        tag_size: 32,
+        key_size: 96,
+    }
+}
+
+/// A superblock as the kernel writes it: version 5, tag 32, 4 KiB blocks, the given size.
+pub(crate) fn superblock_bytes(provided: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    b[..8].copy_from_slice(INTEGRITY_MAGIC);
+    b[8] = 5;
+    b[9] = 15;
+    b[10..12].copy_from_slice(&32u16.to_le_bytes());
+    b[12..16].copy_from_slice(&22u32.to_le_bytes());
+    b[16..24].copy_from_slice(&provided.to_le_bytes());
+    b[24..28].copy_from_slice(&(1u32 << 3).to_le_bytes());
+    b[28] = 3;
+    b
+}
+
+/// All fields are read at the kernel's offsets and in little-endian order.
+#[test]
+fn superblock_fields_are_parsed() {
+    let sb = parse_integrity_superblock(&superblock_bytes(2_031_880)).unwrap();
+    assert_eq!(
+        sb,
+        IntegritySuperblock {
+            version: 5,
+            log2_interleave_sectors: 15,
+            tag_size: 32,
+            journal_sections: 22,
+            provided_data_sectors: 2_031_880,
+            flags: 8,
+            log2_sectors_per_block: 3,
+        }
+    );
+}
+
+/// Encoding and parsing are inverse, and encode matches the hand-made kernel layout.
+#[test]
+fn superblock_encoding_round_trips() {
+    let bytes = superblock_bytes(777);
+    let sb = parse_integrity_superblock(&bytes).unwrap();
+    assert_eq!(sb.encode().as_slice(), bytes.as_slice());
+}
+
+/// Bad magic, version, sizes and flags are each refused with a reason.
+#[test]
+fn invalid_superblocks_are_refused() {
+    type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (Box::new(|b| b[0] = b'X'), "magic"),
+        (Box::new(|b| b[8] = 0), "version"),
+        (Box::new(|b| b[8] = 99), "version"),
+        (Box::new(|b| b[10] = 0), "tag size"),
+        (Box::new(|b| b[16..24].fill(0)), "provided_data_sectors"),
+        (Box::new(|b| b[28] = 4), "block size"),
+        (Box::new(|b| b[24] = 1), "flags"),
+        (Box::new(|b| b.truncate(20)), "bytes"),
+    ];
+    for (mutate, word) in cases {
+        let mut b = superblock_bytes(1000);
+        mutate(&mut b);
+        let e = parse_integrity_superblock(&b).unwrap_err();
+        assert!(e.to_string().contains(word), "{e} should mention {word}");
+    }
+}
+
+/// The superblock is read at the data offset, and a size beyond the device is refused.
+#[test]
+fn superblock_is_read_at_the_data_offset_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk");
+    let f = File::create(&path).unwrap();
+    f.set_len(32 * 512 + 100 * 512).unwrap();
+    f.write_all_at(&superblock_bytes(100), 32 * 512).unwrap();
+    let sb = read_integrity_superblock(&path, 32).unwrap();
+    assert_eq!(sb.provided_data_sectors, 100);
+    f.write_all_at(&superblock_bytes(101), 32 * 512).unwrap();
+    let e = read_integrity_superblock(&path, 32).unwrap_err();
+    assert!(e.to_string().contains("exceed"), "{e}");
+    let e = read_integrity_superblock(&dir.path().join("nope"), 32).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::InvalidInput);
+}
+
+/// The integrity table is libcryptsetup 2.6.1's, sized from the superblock.
+#[test]
+fn integrity_table_matches_libcryptsetup() {
+    let sb = parse_integrity_superblock(&superblock_bytes(2_031_880)).unwrap();
+    let t = integrity_table("253:0", &params(), &sb).unwrap();
+    assert_eq!(t.length, 2_031_880);
+    assert_eq!(t.target, "integrity");
+    assert_eq!(
+        t.params.as_str(),
+        "253:0 32768 32 D 3 block_size:4096 fix_padding fix_hmac"
+    );
+    assert!(!t.secret);
+}
+
+/// The crypt table names the key in the keyring like cryptsetup and is not secret then.
+#[test]
+fn crypt_table_with_keyring_key_matches_libcryptsetup() {
+    let p = params();
+    let sb = parse_integrity_superblock(&superblock_bytes(2_031_880)).unwrap();
+    let desc = keyring_description(&p.uuid);
+    let key = KeyRef::Keyring {
+        description: &desc,
+        size: 96,
+    };
+    let t = crypt_table("254:0", &p, &sb, &key).unwrap();
+    assert_eq!(t.length, 2_031_880);
+    assert_eq!(
+        t.params.as_str(),
+        "capi:authenc(hmac(sha256),xts(aes))-plain64 \
+         :96:logon:cryptsetup:0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3-d0 \
+         0 254:0 0 2 sector_size:4096 integrity:32:aead"
+    );
+}
+
+/// The hex fallback puts the key in the table, marks it secret, and Debug hides it.
+#[test]
+fn crypt_table_with_hex_key_is_secret() {
+    let p = params();
+    let sb = parse_integrity_superblock(&superblock_bytes(8)).unwrap();
+    let mut bytes = [0u8; 96];
+    bytes[0] = 0xa5;
+    bytes[95] = 0x0f;
+    let k = VolumeKey::from_bytes(&bytes).unwrap();
+    let t = crypt_table("254:1", &p, &sb, &KeyRef::Hex(&k)).unwrap();
+    let hex = format!("a5{}0f", "00".repeat(94));
+    assert_eq!(
+        t.params.as_str(),
+        format!(
+            "capi:authenc(hmac(sha256),xts(aes))-plain64 {hex} 0 254:1 0 2 \
+             sector_size:4096 integrity:32:aead"
+        )
+    );
+    assert!(t.secret);
+    let dbg = format!("{t:?}");
+    assert!(!dbg.contains("a500"), "{dbg}");
+    assert!(dbg.contains("redacted"));
+}
+
+/// dm UUIDs and the keyring description follow cryptsetup 2.6.1.
+#[test]
+fn names_follow_cryptsetup() {
+    let u = "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3";
+    assert_eq!(
+        crypt_dm_uuid(u, "scratch"),
+        "CRYPT-LUKS2-0b3c5d1e2f404a5b8c6d7e8f90a1b2c3-scratch"
+    );
+    assert_eq!(
+        integrity_dm_uuid(u, "scratch_dif"),
+        "CRYPT-INTEGRITY-0b3c5d1e2f404a5b8c6d7e8f90a1b2c3-scratch_dif"
+    );
+    assert_eq!(
+        keyring_description(u),
+        "cryptsetup:0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3-d0"
+    );
+}
+
+/// Mismatches between header and superblock, odd modes and bad device references are refused.
+#[test]
+fn inconsistent_inputs_are_refused() {
+    let sb = parse_integrity_superblock(&superblock_bytes(8)).unwrap();
+    let mut p = params();
+    p.tag_size = 16;
+    assert!(integrity_table("8:0", &p, &sb).is_err());
+    let mut p = params();
+    p.sector_size = 512;
+    assert!(integrity_table("8:0", &p, &sb).is_err());
+    assert!(integrity_table("/dev/a b", &params(), &sb).is_err());
+    let mut p = params();
+    p.cipher_mode = "xts".to_owned();
+    assert!(capi_cipher_spec(&p).is_err());
+    let mut p = params();
+    p.integrity = "aead".to_owned();
+    assert!(capi_cipher_spec(&p).is_err());
+}

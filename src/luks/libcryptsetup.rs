@@ -1,0 +1,283 @@
+//! [`LuksFormatter`] over libcryptsetup (see the flow in the module docs of [`crate::luks`]).
+
+use std::path::Path;
+
+use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
+use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat, KeyslotsSize, MetadataSize};
+use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
+
+use super::{LuksError, LuksFormatter, LuksParams, VolumeKey};
+use super::{CIPHER, INTEGRITY, MIN_DATA_BYTES, MIN_DEVICE_BYTES, SECTOR_SIZE};
+use crate::dm_table::read_integrity_superblock;
+
+/// Smallest JSON metadata area LUKS2 allows (`LUKS2_HDR_16K_LEN`, `lib/luks2/luks2.h`).
+const METADATA_SIZE: MetadataSize = MetadataSize::Kb16;
+
+/// Smallest non-zero keyslots area: one 4 KiB block (`LUKS2_check_keyslots_area_size`,
+/// `lib/luks2/luks2_json_metadata.c`; zero would mean "the default", 16 MiB minus the headers).
+const KEYSLOTS_SIZE: u64 = 4096;
+
+/// Minimum PBKDF2 iterations libcryptsetup accepts (`LUKS_MKD_ITERATIONS_MIN`, `lib/luks1/luks.h`).
+const PBKDF2_MIN_ITERATIONS: u32 = 1000;
+
+/// The real formatter, over libcryptsetup.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Libcryptsetup;
+
+impl LuksFormatter for Libcryptsetup {
+    fn format(&self, device: &Path, key: &VolumeKey) -> Result<LuksParams, LuksError> {
+        let fail = |step: &'static str| {
+            move |source: libcryptsetup_rs::LibcryptErr| LuksError::Libcryptsetup {
+                step,
+                device: device.to_path_buf(),
+                said: said(),
+                source,
+            }
+        };
+        std::fs::metadata(device).map_err(|source| LuksError::Open {
+            device: device.to_path_buf(),
+            source,
+        })?;
+        // crypt_format overwrites the first megabytes before it needs device-mapper for the
+        // integrity superblock: refuse up front on a kernel without it.
+        let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+        if crate::dm::dm_misc_minor(&misc).is_none() {
+            return Err(LuksError::NoDeviceMapper {
+                device: device.to_path_buf(),
+            });
+        }
+        let probe = crate::blockdev::open_exclusive(device).map_err(|source| {
+            if source.raw_os_error() == Some(libc::EBUSY) {
+                LuksError::InUse {
+                    device: device.to_path_buf(),
+                }
+            } else {
+                LuksError::Open {
+                    device: device.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        if crate::blockdev::kind(&probe).ok() != Some(crate::blockdev::Kind::Block) {
+            return Err(LuksError::NotBlockDevice {
+                device: device.to_path_buf(),
+            });
+        }
+        let size = crate::blockdev::size_bytes(&probe).map_err(|source| LuksError::Open {
+            device: device.to_path_buf(),
+            source,
+        })?;
+        if size < MIN_DEVICE_BYTES {
+            return Err(LuksError::TooSmall {
+                device: device.to_path_buf(),
+                size,
+            });
+        }
+        // The exclusive open succeeded: nothing has it mounted, mapped or claimed. Release it,
+        // or libcryptsetup's own exclusive open would fail.
+        drop(probe);
+        quiet_library_log();
+        clear_library_errors();
+        let mut cd = CryptInit::init(device).map_err(fail("open the device with libcryptsetup"))?;
+        cd.settings_handle()
+            .set_pbkdf_type(&CryptPbkdfType {
+                type_: CryptKdf::Pbkdf2,
+                hash: Some("sha256".to_owned()),
+                time_ms: 0,
+                iterations: PBKDF2_MIN_ITERATIONS,
+                max_memory_kb: 0,
+                parallel_threads: 0,
+                flags: CryptPbkdf::NO_BENCHMARK,
+            })
+            .map_err(fail("set the PBKDF parameters"))?;
+        let keyslots =
+            KeyslotsSize::try_from(KEYSLOTS_SIZE).map_err(fail("size the keyslots area"))?;
+        cd.settings_handle()
+            .set_metadata_size(METADATA_SIZE, keyslots)
+            .map_err(fail("size the metadata area"))?;
+        let params = CryptParamsLuks2 {
+            pbkdf: None,
+            integrity: Some(INTEGRITY.to_owned()),
+            // Must be None: the crate passes non-null empty strings, and LUKS2 rejects them.
+            integrity_params: None,
+            data_alignment: 0,
+            data_device: None,
+            sector_size: SECTOR_SIZE,
+            label: None,
+            subsystem: None,
+        };
+        let mut params_ref: CryptParamsLuks2Ref<'_> = (&params)
+            .try_into()
+            .map_err(fail("prepare the LUKS2 parameters"))?;
+        cd.context_handle()
+            .format(
+                EncryptionFormat::Luks2,
+                CIPHER,
+                None,
+                Either::Left(key.expose()),
+                Some(&mut params_ref),
+            )
+            .map_err(|e| {
+                // The kernel autoloads dm-integrity on first use, so it can only be known to be
+                // missing once the format's temporary integrity device failed.
+                if !kernel_lists_target("integrity") {
+                    LuksError::MissingTarget {
+                        device: device.to_path_buf(),
+                        target: "integrity",
+                    }
+                } else {
+                    fail("format LUKS2 with integrity")(e)
+                }
+            })?;
+        cd.luks2_flag_handle::<CryptActivate>()
+            .persistent_flags_set(CryptActivate::NO_JOURNAL)
+            .map_err(fail("set the persistent no-journal flag"))?;
+        read_params(&mut cd, device)
+    }
+}
+
+/// Whether device-mapper lists `target` among its loaded target types (DM_LIST_VERSIONS).
+/// Unknown (no device-mapper, ioctl failure) counts as listed, so callers keep the original
+/// error.
+fn kernel_lists_target(target: &str) -> bool {
+    match devicemapper::DM::new().and_then(|dm| dm.list_versions()) {
+        Ok(list) => list.iter().any(|(name, ..)| name == target),
+        Err(_) => true,
+    }
+}
+
+/// Route libcryptsetup's messages (which it prints to stderr by default) to
+/// [`last_library_errors`] instead; set once per process.
+fn quiet_library_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| libcryptsetup_rs::set_log_callback::<()>(Some(log_callback), None));
+}
+
+/// Error-level messages libcryptsetup logged on this process, oldest first (at most 16).
+static LIBRARY_ERRORS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// `CRYPT_LOG_ERROR` of `libcryptsetup.h`.
+const CRYPT_LOG_ERROR: libc::c_int = 1;
+
+fn clear_library_errors() {
+    if let Ok(mut g) = LIBRARY_ERRORS.lock() {
+        g.clear();
+    }
+}
+
+/// What libcryptsetup said about the failure, for the error message (` (libcryptsetup: ...)`).
+fn said() -> String {
+    let msgs = last_library_errors();
+    if msgs.is_empty() {
+        String::new()
+    } else {
+        format!(" (libcryptsetup: {})", msgs.join(" "))
+    }
+}
+
+/// The last error messages libcryptsetup logged (its own words, e.g. "Cannot initialize
+/// device-mapper"), for callers that want more than the errno.
+pub fn last_library_errors() -> Vec<String> {
+    LIBRARY_ERRORS.lock().map(|g| g.clone()).unwrap_or_default()
+}
+
+/// # Safety
+/// Called by libcryptsetup with `msg` null or a NUL-terminated string valid for the call.
+unsafe extern "C" fn log_callback(
+    level: libc::c_int,
+    msg: *const libc::c_char,
+    _usrptr: *mut libc::c_void,
+) {
+    if level != CRYPT_LOG_ERROR || msg.is_null() {
+        return;
+    }
+    // SAFETY: libcryptsetup passes a valid NUL-terminated string that outlives this call
+    // (`crypt_log` in lib/setup.c formats into a local buffer); null was excluded above.
+    let text = unsafe { std::ffi::CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if let Ok(mut g) = LIBRARY_ERRORS.lock() {
+        if g.len() >= 16 {
+            g.remove(0);
+        }
+        g.push(text);
+    }
+}
+
+/// Read what activation needs back from the header libcryptsetup holds, plus the tag size from
+/// the integrity superblock the kernel wrote at the data offset.
+fn read_params(
+    cd: &mut libcryptsetup_rs::CryptDevice,
+    device: &Path,
+) -> Result<LuksParams, LuksError> {
+    let fail = |step: &'static str| {
+        move |source: libcryptsetup_rs::LibcryptErr| LuksError::Libcryptsetup {
+            step,
+            device: device.to_path_buf(),
+            said: said(),
+            source,
+        }
+    };
+    let bad = |what: String| LuksError::UnexpectedHeader {
+        device: device.to_path_buf(),
+        what,
+    };
+    let mut status = cd.status_handle();
+    let uuid = status
+        .get_uuid()
+        .map_err(fail("read the header UUID"))?
+        .hyphenated()
+        .to_string();
+    let cipher = status.get_cipher().map_err(fail("read the cipher"))?;
+    let cipher_mode = status
+        .get_cipher_mode()
+        .map_err(fail("read the cipher mode"))?;
+    let data_offset_sectors = status.get_data_offset();
+    let key_size = usize::try_from(status.get_volume_key_size())
+        .map_err(|_| bad("negative volume key size".to_owned()))?;
+    // crate's get_integrity_info() dereferences a null string: read the LUKS2 JSON instead.
+    let json = status
+        .dump_json()
+        .map_err(fail("read the LUKS2 metadata"))?;
+    let segment = &json["segments"]["0"];
+    let integrity = segment["integrity"]["type"]
+        .as_str()
+        .ok_or_else(|| bad("no integrity in segment 0".to_owned()))?
+        .to_owned();
+    let sector_size = segment["sector_size"]
+        .as_u64()
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or_else(|| bad("no sector size in segment 0".to_owned()))?;
+    let flags: Vec<&str> = json["config"]["flags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if !flags.contains(&"no-journal") {
+        return Err(bad(format!(
+            "persistent flag no-journal missing (flags {flags:?})"
+        )));
+    }
+    let sb = read_integrity_superblock(device, data_offset_sectors).map_err(|source| {
+        LuksError::Superblock {
+            device: device.to_path_buf(),
+            source,
+        }
+    })?;
+    if sb.provided_data_sectors.saturating_mul(512) < MIN_DATA_BYTES {
+        return Err(bad(format!(
+            "only {} data sectors after the header and integrity metadata",
+            sb.provided_data_sectors
+        )));
+    }
+    Ok(LuksParams {
+        uuid,
+        data_offset_sectors,
+        sector_size,
+        cipher,
+        cipher_mode,
+        integrity,
+        tag_size: u32::from(sb.tag_size),
+        key_size,
+    })
+}
