@@ -7,7 +7,9 @@ mod support;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
+use support::ext4_layout::Ext4Layout;
 use support::privileged;
+use support::stress::{run_stress, StressConfig};
 use support::strict_device::{RefusedKind, StrictDevice};
 
 const MIB: u64 = 1024 * 1024;
@@ -63,8 +65,107 @@ fn fuse_unwritten_block_is_refused_and_written_block_reads_back() {
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     let refused = dev.refused_reads();
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!((refused[0].block, refused[0].offset, refused[0].len), (11, 10 * 4096, 8192));
+    assert_eq!(
+        (refused[0].block, refused[0].offset, refused[0].len),
+        (11, 10 * 4096, 8192)
+    );
 
     drop(disk);
+    dev.close().unwrap();
+}
+
+/// Size of the ext4 devices: the smallest for which mke2fs picks 4 KiB blocks (below 512 MiB
+/// it uses the "small" type with 1 KiB blocks, which ext4 cannot mount on a 4096-byte-sector
+/// device), with 4 block groups so the inode tables of groups 1-3 are there to be missed.
+const FS_SIZE: u64 = 512 * MIB;
+
+/// Print the report's numbers (visible with `--nocapture`, and in the failure output).
+fn print_report(name: &str, report: &support::stress::StressReport, dev: &StrictDevice) {
+    let (reads, writes) = dev.request_counts();
+    eprintln!(
+        "{name}: files written {} verified {}, io errors {} {:?}, refused {} ({}), \
+         e2fsck status {}, device requests {reads} reads {writes} writes, durations {:?}",
+        report.files_written,
+        report.files_verified,
+        report.io_error_count,
+        report.io_errors.iter().take(3).collect::<Vec<_>>(),
+        report.refused.len(),
+        report.refused_summary(),
+        report.fsck_status,
+        report.durations,
+    );
+}
+
+/// Positive control: a device written with zeros end to end, then mkfs.ext4 on it, survives the
+/// parallel stress and e2fsck with no refused read.
+#[test]
+fn fuse_zeroed_device_with_mkfs_has_no_refused_reads() {
+    if !privileged::can_run("fuse_zeroed_device_with_mkfs_has_no_refused_reads") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let dev = StrictDevice::new(FS_SIZE, 4096).unwrap();
+    support::sparse_copy::write_zeros(dev.device_path(), 0, FS_SIZE).unwrap();
+    assert_eq!(dev.written_blocks(), FS_SIZE / 4096);
+    let mkfs = std::process::Command::new("mkfs.ext4")
+        .args(["-F", "-q"])
+        .arg(dev.device_path())
+        .output()
+        .unwrap();
+    assert!(mkfs.status.success(), "{mkfs:?}");
+
+    let config = StressConfig::default();
+    let report = run_stress(&dev, &config);
+    print_report("positive", &report, &dev);
+    let expected = 2 * config.writers * config.files_per_writer;
+    assert!(
+        report.is_clean(expected),
+        "the zeroed device did not come through clean:\n{}\n{report:?}",
+        support::explain_refused(&report, None, 4096, 20)
+    );
+    dev.close().unwrap();
+}
+
+/// Negative control: the Go original's recipe (plain mkfs.ext4 on a sparse file, only its data
+/// extents copied) is caught: refused reads of blocks it never wrote, named by what they are.
+#[test]
+fn fuse_original_recipe_is_caught_with_offending_blocks() {
+    if !privileged::can_run("fuse_original_recipe_is_caught_with_offending_blocks") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(FS_SIZE)
+        .unwrap();
+    let mkfs = std::process::Command::new("mkfs.ext4")
+        .args(["-F", "-q"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(mkfs.status.success(), "{mkfs:?}");
+    let layout = Ext4Layout::read(&image).unwrap();
+
+    let dev = StrictDevice::new(FS_SIZE, 4096).unwrap();
+    let (extents, bytes) =
+        support::sparse_copy::copy_data_extents(&image, dev.device_path()).unwrap();
+    eprintln!("negative: copied {extents} extents, {bytes} bytes");
+    assert!(dev.refused_reads().is_empty(), "{:?}", dev.refused_reads());
+
+    let report = run_stress(&dev, &StressConfig::default());
+    print_report("negative", &report, &dev);
+    let explained = support::explain_refused(&report, Some(&layout), 4096, 12);
+    eprintln!("negative: first refused accesses:\n{explained}");
+    assert!(
+        !report.refused.is_empty(),
+        "the original recipe was not caught: no refused read\n{report:?}"
+    );
+    assert!(
+        report.fsck_output.contains("e2fsck") || report.fsck_status != -1,
+        "e2fsck did not run: {}",
+        report.fsck_output
+    );
     dev.close().unwrap();
 }

@@ -10,7 +10,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Take the serial lock; a test that panicked while holding it does not block the others.
 pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether we run in CI, where a missing privilege or feature is a failure, not a skip.
