@@ -84,7 +84,7 @@ fn print_report(name: &str, report: &support::stress::StressReport, dev: &Strict
     let (reads, writes) = dev.request_counts();
     eprintln!(
         "{name}: files written {} verified {}, io errors {} {:?}, refused {} ({}), \
-         e2fsck status {}, device requests {reads} reads {writes} writes, durations {:?}",
+         e2fsck status {}, groups with inodes {}, device requests {reads} reads {writes} writes, durations {:?}",
         report.files_written,
         report.files_verified,
         report.io_error_count,
@@ -92,6 +92,7 @@ fn print_report(name: &str, report: &support::stress::StressReport, dev: &Strict
         report.refused.len(),
         report.refused_summary(),
         report.fsck_status,
+        report.groups_with_inodes,
         report.durations,
     );
 }
@@ -122,6 +123,10 @@ fn fuse_zeroed_device_with_mkfs_has_no_refused_reads() {
         report.is_clean(expected),
         "the zeroed device did not come through clean:\n{}\n{report:?}",
         support::explain_refused(&report, None, 4096, 20)
+    );
+    assert!(
+        report.groups_with_inodes >= 2,
+        "the stress stayed in one block group: {report:?}"
     );
     dev.close().unwrap();
 }
@@ -158,14 +163,26 @@ fn fuse_original_recipe_is_caught_with_offending_blocks() {
     print_report("negative", &report, &dev);
     let explained = support::explain_refused(&report, Some(&layout), 4096, 12);
     eprintln!("negative: first refused accesses:\n{explained}");
+    let in_stress = ["mount", "wave1", "wave2", "verify", "umount"]
+        .iter()
+        .map(|p| report.refused_in(p))
+        .sum::<usize>();
     assert!(
-        !report.refused.is_empty(),
-        "the original recipe was not caught: no refused read\n{report:?}"
+        in_stress > 0,
+        "the original recipe was not caught by the stress\n{report:?}"
     );
     assert!(
-        report.fsck_output.contains("e2fsck") || report.fsck_status != -1,
-        "e2fsck did not run: {}",
+        report.fsck_output.contains("e2fsck") && report.fsck_status != 0,
+        "e2fsck -fn did not run or found nothing: {}",
         report.fsck_output
+    );
+    assert!(
+        report.refused_in("e2fsck") > 0,
+        "e2fsck read no unwritten block\n{explained}"
+    );
+    assert!(
+        explained.contains("inode table of group 0"),
+        "the refused blocks are not the inode table mke2fs left as holes:\n{explained}"
     );
     dev.close().unwrap();
 }

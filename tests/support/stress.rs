@@ -24,7 +24,10 @@ pub struct StressConfig {
     pub writers: usize,
     /// Directories the files are spread over (created by the writers in wave 1).
     pub dirs: usize,
-    /// Files each writer creates per wave.
+    /// Files each writer creates per wave. The default, 4 × 1100 × 2 files plus the
+    /// directories, is more than the 8192 inodes of a block group of a 512 MiB mkfs.ext4 file
+    /// system (inode ratio 16384, 128 MiB groups), so the second group, which starts
+    /// `INODE_UNINIT` and `BLOCK_UNINIT`, gets used too.
     pub files_per_writer: usize,
     /// Extra ext4 mount options (comma-separated, may be empty).
     pub mount_options: String,
@@ -35,7 +38,7 @@ impl Default for StressConfig {
         StressConfig {
             writers: 4,
             dirs: 128,
-            files_per_writer: 1000,
+            files_per_writer: 1100,
             mount_options: String::new(),
         }
     }
@@ -62,6 +65,9 @@ pub struct StressReport {
     pub fsck_status: i32,
     /// Its standard output and error.
     pub fsck_output: String,
+    /// Block groups holding at least one inode after the stress (from `dumpe2fs` on the device,
+    /// read after `e2fsck`; 0 if it failed).
+    pub groups_with_inodes: usize,
     /// Wall time of each phase.
     pub durations: Vec<(&'static str, Duration)>,
 }
@@ -97,14 +103,11 @@ impl StressReport {
     }
 }
 
-/// The phases, in order.
-pub const PHASES: [&str; 7] = [
-    "mount", "wave1", "wave2", "verify", "umount", "e2fsck", "total",
-];
-
 /// Mount `dev` (explicitly as ext4: no probing), run two waves of parallel file creation with
 /// `sync` + `drop_caches` before each of them and before the read-back, unmount, run
-/// `e2fsck -fn`, and report every refused access of the strict device by phase.
+/// `e2fsck -fn`, count the used block groups with `dumpe2fs`, and report every refused access
+/// of the strict device by phase: `mount`, `wave1`, `wave2`, `verify`, `umount`, `e2fsck`,
+/// `dumpe2fs`.
 pub fn run_stress(dev: &StrictDevice, config: &StressConfig) -> StressReport {
     let mut report = StressReport::default();
     let mut seen = dev.refused_reads().len();
@@ -184,8 +187,35 @@ pub fn run_stress(dev: &StrictDevice, config: &StressConfig) -> StressReport {
         }
     }
     mark(&mut report, "e2fsck", t);
+
+    let t = Instant::now();
+    report.groups_with_inodes = groups_with_inodes(dev.device_path());
+    mark(&mut report, "dumpe2fs", t);
     report.durations.push(("total", start.elapsed()));
     report
+}
+
+/// Count the block groups with used inodes from `dumpe2fs` output ("Inodes per group: N" and
+/// per group "... M free inodes, ...").
+fn groups_with_inodes(dev: &Path) -> usize {
+    let Ok(out) = Command::new("dumpe2fs").arg(dev).output() else {
+        return 0;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let per_group: Option<usize> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Inodes per group:"))
+        .and_then(|v| v.trim().parse().ok());
+    let Some(per_group) = per_group else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (before, _) = l.split_once(" free inodes")?;
+            before.rsplit(", ").next()?.trim().parse::<usize>().ok()
+        })
+        .filter(|&free| free < per_group)
+        .count()
 }
 
 /// Failures seen by the writer threads: a count and the first few messages.
