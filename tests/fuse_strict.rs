@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 use support::ext4_layout::Ext4Layout;
 use support::privileged;
-use support::stress::{run_stress, StressConfig};
+use support::stress::{run_stress, Ext4Mount, StressConfig};
 use support::strict_device::{RefusedKind, StrictDevice};
 
 const MIB: u64 = 1024 * 1024;
@@ -185,4 +185,55 @@ fn fuse_original_recipe_is_caught_with_offending_blocks() {
         "the refused blocks are not the inode table mke2fs left as holes:\n{explained}"
     );
     dev.close().unwrap();
+}
+
+/// A panic while ext4 is mounted on the device still unmounts ext4, detaches the loop device,
+/// unmounts the FUSE file system and removes its temp dir (the guards run while unwinding).
+#[test]
+fn fuse_panic_with_mounted_ext4_cleans_up_everything() {
+    if !privileged::can_run("fuse_panic_with_mounted_ext4_cleans_up_everything") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let seen = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let dev = StrictDevice::new(32 * MIB, 4096).unwrap();
+        support::sparse_copy::write_zeros(dev.device_path(), 0, 32 * MIB).unwrap();
+        let mkfs = std::process::Command::new("mkfs.ext4")
+            .args(["-F", "-q", "-b", "4096"])
+            .arg(dev.device_path())
+            .output()
+            .unwrap();
+        assert!(mkfs.status.success(), "{mkfs:?}");
+        let target = tempfile::tempdir().unwrap();
+        let _mount = Ext4Mount::new(dev.device_path(), target.path(), "").unwrap();
+        *seen.lock().unwrap() = Some((
+            dev.device_path().to_path_buf(),
+            dev.backing_path(),
+            target.path().to_path_buf(),
+        ));
+        panic!(
+            "deliberate panic with ext4 mounted on {}",
+            dev.device_path().display()
+        );
+    });
+    assert!(result.is_err(), "the closure was meant to panic");
+    let (loop_path, backing, target) = seen.lock().unwrap().take().unwrap();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    for path in [&target, backing.parent().unwrap()] {
+        assert!(
+            !mounts.contains(path.to_str().unwrap()),
+            "{} is still mounted:\n{mounts}",
+            path.display()
+        );
+    }
+    let name = loop_path.file_name().unwrap().to_str().unwrap();
+    let sys = format!("/sys/block/{name}/loop/backing_file");
+    if let Ok(file) = std::fs::read_to_string(&sys) {
+        assert!(
+            !file.contains(backing.to_str().unwrap()),
+            "{name} still backed by {file}"
+        );
+    }
+    assert!(!backing.exists(), "{} still exists", backing.display());
 }

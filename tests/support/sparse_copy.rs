@@ -52,7 +52,7 @@ pub fn copy_data_extents(image: &Path, device: &Path) -> io::Result<(u64, u64)> 
 /// multiples of 4096). This is what `scratchcrypt::sparse::zero_ranges` does for the inode
 /// tables and the journal; the positive control uses it on the whole device.
 pub fn write_zeros(device: &Path, offset: u64, len: u64) -> io::Result<()> {
-    if offset % ALIGN != 0 || len % ALIGN != 0 {
+    if !offset.is_multiple_of(ALIGN) || !len.is_multiple_of(ALIGN) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("zero range {offset}+{len} is not 4096-aligned"),

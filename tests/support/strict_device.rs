@@ -382,7 +382,7 @@ impl StrictDevice {
     /// written yet, with the loop device's logical block size equal to `block_size`.
     pub fn new(size_bytes: u64, block_size: u32) -> io::Result<StrictDevice> {
         let bs = u64::from(block_size);
-        if bs == 0 || size_bytes == 0 || size_bytes % bs != 0 {
+        if bs == 0 || size_bytes == 0 || !size_bytes.is_multiple_of(bs) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("strict device size {size_bytes} is not a multiple of {block_size}"),
@@ -529,5 +529,62 @@ fn wait_loop_released(name: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&backing).exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(blocks: u64) -> Store {
+        Store {
+            block_size: 4096,
+            blocks,
+            written: vec![0; blocks.div_ceil(64) as usize],
+            data: HashMap::new(),
+            refused: Vec::new(),
+            reads: 0,
+            writes: 0,
+        }
+    }
+
+    /// A partial write of a never-written block is refused and logged; of a written one, merged.
+    #[test]
+    fn store_partial_write_needs_a_written_block() {
+        let mut s = store(4);
+        assert_eq!(s.write(4096 + 512, &[7; 512]), Err(Errno::EIO));
+        assert_eq!(s.refused[0].kind, RefusedKind::PartialWrite);
+        assert_eq!(s.refused[0].block, 1);
+        assert!(!s.is_written(1));
+        s.write(4096, &[1; 4096]).unwrap();
+        s.write(4096 + 512, &[7; 512]).unwrap();
+        let back = s.read(4096, 4096).unwrap();
+        assert_eq!(&back[..512], &[1; 512][..]);
+        assert_eq!(&back[512..1024], &[7; 512][..]);
+        assert_eq!(s.refused.len(), 1);
+    }
+
+    /// Zeroed blocks count as written, cost no data entry, and read back as zeros.
+    #[test]
+    fn store_zero_range_marks_blocks_written() {
+        let mut s = store(8);
+        s.write(0, &[9; 8192]).unwrap();
+        s.zero_range(4096, 3 * 4096).unwrap();
+        assert!((0..4).all(|b| s.is_written(b)));
+        assert!(!s.is_written(4));
+        assert_eq!(s.data.len(), 1, "only block 0 holds non-zero data");
+        assert_eq!(s.read(4096, 3 * 4096).unwrap(), vec![0; 3 * 4096]);
+        assert_eq!(s.read(3 * 4096, 8192), Err(Errno::EIO));
+        assert_eq!(s.refused[0].block, 4);
+    }
+
+    /// Reads and writes past the end are clipped or refused, never panic.
+    #[test]
+    fn store_bounds() {
+        let mut s = store(2);
+        assert_eq!(s.write(4096, &[1; 8192]), Err(Errno::ENOSPC));
+        s.write(0, &[1; 8192]).unwrap();
+        assert_eq!(s.read(4096, 65536).unwrap().len(), 4096);
+        assert!(s.read(8192, 4096).unwrap().is_empty());
     }
 }
