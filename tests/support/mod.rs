@@ -8,8 +8,59 @@ pub mod sparse_copy;
 pub mod stress;
 pub mod strict_device;
 
+use std::path::Path;
+
 use ext4_layout::Ext4Layout;
-use stress::StressReport;
+use stress::{run_stress, StressConfig, StressReport};
+use strict_device::StrictDevice;
+
+/// Run [`run_stress`] on `dev` and panic with [`check_clean`]'s message unless the file system
+/// came through clean. Returns the report for further checks.
+pub fn assert_survives_stress(
+    dev: &StrictDevice,
+    image: Option<&Path>,
+    config: &StressConfig,
+) -> StressReport {
+    let report = run_stress(dev, config);
+    if let Err(msg) = check_clean(dev, &report, image, config) {
+        panic!("{msg}");
+    }
+    report
+}
+
+/// Whether a stress run came through clean: no refused access (including any logged before the
+/// stress), no I/O error, every file read back, a clean `e2fsck -fn`, and inodes in more than
+/// one block group. The error names each refused block; with `image` (the sparse image the
+/// device was written from) it also says what the block is ("inode table of group 3 ...").
+pub fn check_clean(
+    dev: &StrictDevice,
+    report: &StressReport,
+    image: Option<&Path>,
+    config: &StressConfig,
+) -> Result<(), String> {
+    let expected = 2 * config.writers * config.files_per_writer;
+    if report.is_clean(expected) && report.groups_with_inodes >= 2 {
+        return Ok(());
+    }
+    let layout = image.and_then(|i| Ext4Layout::read(i).ok());
+    Err(format!(
+        "{} did not survive the stress: {} refused ({}), {} I/O errors {:?}, {}/{expected} \
+         files verified, mount error {:?}, umount error {:?}, e2fsck status {}, {} block groups \
+         with inodes\nrefused blocks:\n{}\ne2fsck:\n{}",
+        dev.device_path().display(),
+        report.refused.len(),
+        report.refused_summary(),
+        report.io_error_count,
+        report.io_errors,
+        report.files_verified,
+        report.mount_error,
+        report.umount_error,
+        report.fsck_status,
+        report.groups_with_inodes,
+        explain_refused(report, layout.as_ref(), dev.block_size(), 30),
+        report.fsck_output,
+    ))
+}
 
 /// The distinct blocks refused in `report`, in order of first refusal, at most `max` of them,
 /// one a line: how often, in which phases, and (when the layout of the image is known) what the

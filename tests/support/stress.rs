@@ -106,11 +106,16 @@ impl StressReport {
 /// Mount `dev` (explicitly as ext4: no probing), run two waves of parallel file creation with
 /// `sync` + `drop_caches` before each of them and before the read-back, unmount, run
 /// `e2fsck -fn`, count the used block groups with `dumpe2fs`, and report every refused access
-/// of the strict device by phase: `mount`, `wave1`, `wave2`, `verify`, `umount`, `e2fsck`,
+/// of the strict device by phase: `before` (logged before this call, while the recipe wrote
+/// the device), `mount`, `wave1`, `wave2`, `verify`, `umount`, `e2fsck`,
 /// `dumpe2fs`.
 pub fn run_stress(dev: &StrictDevice, config: &StressConfig) -> StressReport {
     let mut report = StressReport::default();
-    let mut seen = dev.refused_reads().len();
+    // Refusals logged before the stress (while the recipe wrote the device) count too.
+    report
+        .refused
+        .extend(dev.refused_reads().into_iter().map(|r| ("before", r)));
+    let mut seen = report.refused.len();
     let start = Instant::now();
     let mut mark = |report: &mut StressReport, phase: &'static str, since: Instant| {
         let all = dev.refused_reads();
