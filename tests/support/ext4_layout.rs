@@ -120,6 +120,37 @@ impl Ext4Layout {
         }
     }
 
+    /// The byte ranges `(offset, len)` that the rule says must be written before anything reads
+    /// them but that mke2fs leaves as holes in an image: every block and inode bitmap, every
+    /// inode table and the journal. Adjacent ranges are merged.
+    pub fn metadata_ranges(&self) -> Vec<(u64, u64)> {
+        self.ranges_of(&["block bitmap", "inode bitmap", "inode table", "journal"])
+    }
+
+    /// The byte ranges `(offset, len)` of the regions whose name starts with one of `kinds`
+    /// ("block bitmap", "inode bitmap", "inode table", "journal", "group descriptors", ...),
+    /// adjacent ones merged.
+    pub fn ranges_of(&self, kinds: &[&str]) -> Vec<(u64, u64)> {
+        let mut blocks: Vec<(u64, u64)> = self
+            .regions
+            .iter()
+            .filter(|r| kinds.iter().any(|w| r.what.starts_with(w)))
+            .map(|r| (r.first, r.last))
+            .collect();
+        blocks.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (first, last) in blocks {
+            match merged.last_mut() {
+                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(f, l)| (f * self.block_size, (l - f + 1) * self.block_size))
+            .collect()
+    }
+
     /// What file-system block `block` is, e.g. "inode table of group 3 [ITABLE_ZEROED]".
     pub fn describe_fs_block(&self, block: u64) -> String {
         match self
