@@ -106,14 +106,21 @@ fn fuse_zeroed_device_with_mkfs_has_no_refused_reads() {
     }
     let _serial = privileged::serial();
     let dev = StrictDevice::new(FS_SIZE, 4096).unwrap();
+    let t = std::time::Instant::now();
     support::sparse_copy::write_zeros(dev.device_path(), 0, FS_SIZE).unwrap();
     assert_eq!(dev.written_blocks(), FS_SIZE / 4096);
+    let zeroed = t.elapsed();
     let mkfs = std::process::Command::new("mkfs.ext4")
         .args(["-F", "-q"])
         .arg(dev.device_path())
         .output()
         .unwrap();
     assert!(mkfs.status.success(), "{mkfs:?}");
+    eprintln!(
+        "positive: zeroed {} MiB in {zeroed:?}, mkfs.ext4 in {:?}",
+        FS_SIZE / MIB,
+        t.elapsed() - zeroed
+    );
 
     let report = support::assert_survives_stress(&dev, None, &StressConfig::default());
     print_report("positive", &report, &dev);

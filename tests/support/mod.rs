@@ -1,4 +1,13 @@
 //! Test support shared by the privileged test binaries. See `README.md` beside this file.
+//!
+//! - [`strict_device`]: a loop device over a FUSE file that refuses (EIO) and logs every read of
+//!   a block never written, as an unwiped dm-integrity device does.
+//! - [`stress`]: parallel file creation with `drop_caches` between waves, then `e2fsck -fn`,
+//!   reporting each refused access by phase.
+//! - [`check_clean`] / [`assert_survives_stress`]: the verdict, naming each refused block
+//!   ([`ext4_layout`] says what it is: "inode table of group 3").
+//! - [`sparse_copy`]: the Go original's hole-skipping copy and a zero writer.
+//! - [`privileged`]: skip-or-fail when root, FUSE or loop devices are missing; the serial lock.
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
