@@ -220,6 +220,13 @@ fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Run a request handler, turning a panic into EIO. A panic would end the daemon thread while
+/// the kernel still holds the FUSE connection open: the loop device's I/O, and the test with
+/// it, would then hang in uninterruptible sleep instead of failing.
+fn guarded<T>(handler: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)).unwrap_or(Err(Errno::EIO))
+}
+
 /// The FUSE file system: a root directory holding the file `disk`.
 pub struct StrictFs {
     store: Arc<Mutex<Store>>,
@@ -292,7 +299,7 @@ impl Filesystem for StrictFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match lock(&self.store).read(offset, size) {
+        match guarded(|| lock(&self.store).read(offset, size)) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
         }
@@ -310,7 +317,7 @@ impl Filesystem for StrictFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match lock(&self.store).write(offset, data) {
+        match guarded(|| lock(&self.store).write(offset, data)) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -350,7 +357,7 @@ impl Filesystem for StrictFs {
         reply: ReplyEmpty,
     ) {
         if mode & FALLOC_FL_PUNCH_HOLE == 0 && mode & FALLOC_FL_ZERO_RANGE != 0 {
-            match lock(&self.store).zero_range(offset, length) {
+            match guarded(|| lock(&self.store).zero_range(offset, length)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(e),
             }
@@ -387,8 +394,9 @@ impl Filesystem for StrictFs {
 
 /// A loop device over a strict FUSE file. See the module docs.
 pub struct StrictDevice {
-    // Field order is drop order: the loop device must go before the FUSE mount it sits on.
+    // Teardown order: loop device, then the udev lock, then the FUSE mount it sits on.
     loop_dev: Option<LoopDevice>,
+    udev_lock: Option<nix::fcntl::Flock<std::fs::File>>,
     session: Option<fuser::BackgroundSession>,
     store: Arc<Mutex<Store>>,
     mountpoint: PathBuf,
@@ -433,6 +441,7 @@ impl StrictDevice {
         ];
         let mut device = StrictDevice {
             loop_dev: None,
+            udev_lock: None,
             session: None,
             store,
             mountpoint,
@@ -442,8 +451,15 @@ impl StrictDevice {
         let backing = device.mountpoint.join(DISK_NAME);
         device.loop_dev = Some(LoopDevice::attach(&backing, block_size)?);
         device.set_read_ahead_kb(0)?;
-        // The attach itself may have probed the device (partition scan is off by default, but
-        // udev may be watching): start the log from a clean slate.
+        // Where systemd-udevd (250+) runs, it probes every new or rewritten block device with
+        // blkid, which reads blocks nobody wrote, at times the test cannot predict. It skips a
+        // device while someone holds an exclusive BSD lock on it ("Locking Block Device Access"
+        // in systemd's docs), so hold one for the device's lifetime. Blocking: if udev already
+        // probes the fresh device, wait for it to finish, then forget what it read.
+        let lock_file = std::fs::File::open(device.device_path())?;
+        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io::Error::from(errno))?;
+        device.udev_lock = Some(lock);
         device.reset_log();
         Ok(device)
     }
@@ -527,6 +543,8 @@ impl StrictDevice {
             if let Err(e) = dev.detach() {
                 first_err.get_or_insert(e);
             }
+            // The detach completes when the last opener, this lock's file, closes.
+            drop(self.udev_lock.take());
             if let Some(name) = name {
                 wait_loop_released(&name);
             }
