@@ -160,14 +160,13 @@ fn fuse_original_recipe_is_caught_with_offending_blocks() {
     print_report("negative", &report, &dev);
     let verdict = support::check_clean(&dev, &report, Some(&image), &config);
     assert!(
-        verdict
-            .as_ref()
-            .is_err_and(|msg| msg.contains("= fs block") && msg.contains("inode table of group")),
+        verdict.as_ref().is_err_and(|msg| msg.contains("= fs block")
+            && (msg.contains("inode table of group") || msg.contains("= journal"))),
         "the verdict does not point at the offending blocks: {verdict:?}"
     );
     let explained = support::explain_refused(&report, Some(&layout), 4096, 12);
     eprintln!("negative: first refused accesses:\n{explained}");
-    let in_stress = ["mount", "wave1", "wave2", "verify", "umount"]
+    let in_stress = ["mount", "wave1", "wave2", "verify", "crash", "recovery"]
         .iter()
         .map(|p| report.refused_in(p))
         .sum::<usize>();
@@ -176,17 +175,47 @@ fn fuse_original_recipe_is_caught_with_offending_blocks() {
         "the original recipe was not caught by the stress\n{report:?}"
     );
     assert!(
-        report.fsck_output.contains("e2fsck") && report.fsck_status != 0,
-        "e2fsck -fn did not run or found nothing: {}",
+        report.fsck_output.contains("e2fsck")
+            && report.durations.iter().any(|(p, _)| *p == "e2fsck"),
+        "e2fsck -fn did not run: {}",
         report.fsck_output
     );
+    // Whether e2fsck meets an unwritten inode-table block depends on the race above (measured:
+    // 5-7 refused reads in 7 runs of 8, none in the 8th), so it is counted, not required.
+    eprintln!(
+        "negative: e2fsck status {}, {} refused reads during e2fsck",
+        report.fsck_status,
+        report.refused_in("e2fsck")
+    );
+    // The journal replay after the crash reads the journal past the log: never written here.
+    let journal_reads: Vec<String> = report
+        .refused
+        .iter()
+        .filter(|(phase, _)| *phase == "recovery")
+        .map(|(_, r)| layout.describe_device_block(r.block, 4096))
+        .filter(|what| what.contains("journal"))
+        .collect();
+    eprintln!("negative: refused journal reads during recovery: {journal_reads:?}");
     assert!(
-        report.refused_in("e2fsck") > 0,
-        "e2fsck read no unwritten block\n{explained}"
+        !journal_reads.is_empty(),
+        "the journal replay read no unwritten journal block\n{explained}"
     );
     assert!(
-        explained.contains("inode table of group 0"),
-        "the refused blocks are not the inode table mke2fs left as holes:\n{explained}"
+        report.recovery_error.is_some(),
+        "the mount after the crash replayed a journal it could not read, yet succeeded"
+    );
+    // Every refused block is one that mke2fs left as a hole: an inode table or the journal.
+    let mut blocks: Vec<u64> = report.refused.iter().map(|(_, r)| r.block).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let unexpected: Vec<String> = blocks
+        .iter()
+        .map(|&b| format!("{b}: {}", layout.describe_device_block(b, 4096)))
+        .filter(|what| !what.contains("inode table of group") && !what.contains("= journal"))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "refused blocks that are neither inode table nor journal: {unexpected:?}"
     );
     dev.close().unwrap();
 }

@@ -47,14 +47,14 @@ pub fn check_clean(
     image: Option<&Path>,
     config: &StressConfig,
 ) -> Result<(), String> {
-    let expected = 2 * config.writers * config.files_per_writer;
+    let expected = config.expected_files();
     if report.is_clean(expected) && report.groups_with_inodes >= 2 {
         return Ok(());
     }
     let layout = image.and_then(|i| Ext4Layout::read(i).ok());
     Err(format!(
         "{} did not survive the stress: {} refused ({}), {} I/O errors {:?}, {}/{expected} \
-         files verified, mount error {:?}, umount error {:?}, e2fsck status {}, {} block groups \
+         files verified, mount error {:?}, umount error {:?}, recovery error {:?}, e2fsck status {}, {} block groups \
          with inodes\nrefused blocks:\n{}\ne2fsck:\n{}",
         dev.device_path().display(),
         report.refused.len(),
@@ -64,6 +64,7 @@ pub fn check_clean(
         report.files_verified,
         report.mount_error,
         report.umount_error,
+        report.recovery_error,
         report.fsck_status,
         report.groups_with_inodes,
         explain_refused(report, layout.as_ref(), dev.block_size(), 30),
