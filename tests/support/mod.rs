@@ -2,8 +2,8 @@
 //!
 //! - [`strict_device`]: a loop device over a FUSE file that refuses (EIO) and logs every read of
 //!   a block never written, as an unwiped dm-integrity device does.
-//! - [`stress`]: parallel file creation with `drop_caches` between waves, then `e2fsck -fn`,
-//!   reporting each refused access by phase.
+//! - [`stress`]: parallel file creation with `drop_caches` between waves, a crash and a
+//!   journal-replaying mount, then `e2fsck -fn`, reporting each refused access by phase.
 //! - [`check_clean`] / [`assert_survives_stress`]: the verdict, naming each refused block
 //!   ([`ext4_layout`] says what it is: "inode table of group 3").
 //! - [`sparse_copy`]: the Go original's hole-skipping copy and a zero writer.

@@ -180,6 +180,7 @@ pub fn run_stress(dev: &StrictDevice, config: &StressConfig) -> StressReport {
     drop_caches();
     report.files_verified = verify(dir.path(), config, &errors);
     mark(&mut report, "verify", t);
+
     // Crash: a last batch of files is committed to the journal, then the file system is shut
     // down without flushing the log or checkpointing, as a power cut would leave it.
     let t = Instant::now();
@@ -203,8 +204,7 @@ pub fn run_stress(dev: &StrictDevice, config: &StressConfig) -> StressReport {
     drop_caches();
     match Ext4Mount::new(dev.device_path(), dir.path(), &config.mount_options) {
         Ok(mount) => {
-            let crash_root = dir.path().to_path_buf();
-            report.files_verified += verify_wave(&crash_root, &crash_config, 3, &errors);
+            report.files_verified += verify_wave(dir.path(), &crash_config, 3, &errors);
             if let Err(e) = mount.unmount() {
                 report.umount_error.get_or_insert(e);
             }
