@@ -72,13 +72,18 @@ pub fn check_holes_supported(dir: &Path, image_size: u64) -> Result<HoleSupport,
     let fs_type = fs_type_name(magic);
 
     let size = image_size.max(PROBE_MIN_SIZE);
-    if let Err(source) = file.set_len(size) {
-        return Err(SparseError::FileTooLarge {
-            dir: dir.to_path_buf(),
-            fs_type,
-            size: image_size,
-            source,
-        });
+    match file.set_len(size) {
+        Ok(()) => {}
+        // EFBIG: beyond the file system's maximum file size (EINVAL on some older ones).
+        Err(source) if matches!(source.raw_os_error(), Some(libc::EFBIG | libc::EINVAL)) => {
+            return Err(SparseError::FileTooLarge {
+                dir: dir.to_path_buf(),
+                fs_type,
+                size: image_size,
+                source,
+            });
+        }
+        Err(e) => return Err(probe_err("set the probe file's size", e)),
     }
     file.write_all_at(&[0xA5u8; 4096], 0)
         .map_err(|e| probe_err("write the probe file", e))?;
