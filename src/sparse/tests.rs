@@ -1,0 +1,474 @@
+//! Unit tests of the extent copier on temp files with known patterns (no privileges needed).
+
+// Slices of one range are the natural argument of `zero_ranges`, not a mistaken `vec![a..b]`.
+#![allow(clippy::single_range_in_vec_init)]
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::extents::next_extent;
+use super::*;
+use crate::error::ErrorClass;
+
+const B: u64 = 4096;
+
+/// A temp dir with a sparse source file and a destination file of the same size.
+struct Pair {
+    _dir: tempfile::TempDir,
+    src_path: PathBuf,
+    dst_path: PathBuf,
+    src: File,
+    dst: File,
+}
+
+fn open_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+/// Source of `size` bytes with `fill(offset)`-patterned data in `extents`; destination of
+/// `dst_size` bytes filled with 0xEE (so that a missing write shows).
+fn pair(size: u64, dst_size: u64, extents: &[Range<u64>]) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let src_path = dir.path().join("src.img");
+    let dst_path = dir.path().join("dst.img");
+    let src = open_rw(&src_path);
+    src.set_len(size).unwrap();
+    for r in extents {
+        src.write_all_at(&pattern(r.clone()), r.start).unwrap();
+    }
+    let dst = open_rw(&dst_path);
+    dst.write_all_at(&vec![0xEE; dst_size as usize], 0).unwrap();
+    Pair {
+        _dir: dir,
+        src_path,
+        dst_path,
+        src,
+        dst,
+    }
+}
+
+/// Bytes that differ at every offset (and are never zero), so misplaced data shows.
+fn pattern(r: Range<u64>) -> Vec<u8> {
+    r.map(|o| (o % 251) as u8 + 1).collect()
+}
+
+fn read_all(f: &File, len: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len as usize];
+    f.read_exact_at(&mut v, 0).unwrap();
+    v
+}
+
+fn extents_of(p: &Pair) -> Vec<Range<u64>> {
+    data_extents(&p.src, &p.src_path)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// Copy and check: inside the (block-rounded) extents the destination equals the source,
+/// outside them it still holds its old 0xEE bytes.
+fn copy_and_compare(p: &Pair, size: u64, dst_size: u64, buffer: usize) -> CopyStats {
+    let mut reported = 0;
+    let stats =
+        copy_extents_with_buffer(&p.src, &p.src_path, &p.dst, &p.dst_path, buffer, &mut |n| {
+            reported += n
+        })
+        .unwrap();
+    assert_eq!(reported, stats.bytes_copied);
+    let src = read_all(&p.src, size);
+    let dst = read_all(&p.dst, dst_size);
+    let mut covered = vec![false; dst_size as usize];
+    for r in extents_of(p) {
+        let (s, e) = (r.start / B * B, r.end.div_ceil(B) * B);
+        covered[s as usize..e as usize].fill(true);
+    }
+    for (i, &c) in covered.iter().enumerate() {
+        let want = if c { src[i] } else { 0xEE };
+        assert_eq!(dst[i], want, "byte {i}");
+    }
+    stats
+}
+
+/// The public whence constants are the kernel's.
+#[test]
+fn seek_constants_match_the_kernel() {
+    assert_eq!(SEEK_DATA, libc::SEEK_DATA);
+    assert_eq!(SEEK_HOLE, libc::SEEK_HOLE);
+}
+
+/// An empty file has no extents, and copying it writes nothing.
+#[test]
+fn empty_file_has_no_extents() {
+    let p = pair(0, 4 * B, &[]);
+    assert!(extents_of(&p).is_empty());
+    let stats = copy_and_compare(&p, 0, 4 * B, BUFFER_SIZE);
+    assert_eq!((stats.bytes_copied, stats.extents), (0, 0));
+}
+
+/// A file that is all hole has no extents.
+#[test]
+fn all_hole_file_has_no_extents() {
+    let p = pair(64 * B, 64 * B, &[]);
+    assert!(extents_of(&p).is_empty());
+    assert_eq!(
+        copy_and_compare(&p, 64 * B, 64 * B, BUFFER_SIZE).bytes_copied,
+        0
+    );
+}
+
+/// Data at the start and in the very last block are both found and copied.
+#[test]
+fn data_at_start_and_at_very_end() {
+    let size = 256 * B;
+    let p = pair(size, size, &[0..B, size - B..size]);
+    assert_eq!(extents_of(&p), vec![0..B, size - B..size]);
+    let stats = copy_and_compare(&p, size, size, BUFFER_SIZE);
+    assert_eq!((stats.bytes_copied, stats.extents), (2 * B, 2));
+}
+
+/// An extent larger than the buffer is copied in several chunks, byte for byte.
+#[test]
+fn extent_larger_than_buffer() {
+    let size = 512 * B;
+    let p = pair(size, size, &[8 * B..300 * B]);
+    let stats = copy_and_compare(&p, size, size, 3 * B as usize);
+    assert_eq!((stats.bytes_copied, stats.extents), (292 * B, 1));
+}
+
+/// Many small extents with holes between them are all copied and the holes left alone.
+#[test]
+fn many_small_extents() {
+    let size = 1024 * B;
+    let extents: Vec<_> = (0..100)
+        .map(|i| (i * 10 + 3) * B..(i * 10 + 4) * B)
+        .collect();
+    let p = pair(size, size, &extents);
+    let stats = copy_and_compare(&p, size, size, BUFFER_SIZE);
+    assert_eq!((stats.bytes_copied, stats.extents), (100 * B, 100));
+}
+
+/// A destination larger than the source keeps its bytes past the source's end.
+#[test]
+fn larger_destination_is_fine() {
+    let p = pair(16 * B, 32 * B, &[0..16 * B]);
+    copy_and_compare(&p, 16 * B, 32 * B, BUFFER_SIZE);
+}
+
+/// An extent boundary inside a block is rounded out to whole blocks (the hole part is copied
+/// as zeros), and overlapping rounded extents are written once.
+#[test]
+fn unaligned_extent_is_rounded_out() {
+    let size = 16 * B;
+    let p = pair(size, size, &[]);
+    // Data from mid-block 2 to mid-block 3 (the fs allocates whole blocks, so the extent is
+    // reported as 2..4 blocks); the copy must cover whole blocks and bring the zeros along.
+    p.src.write_all_at(&[7u8; 100], 2 * B + 1000).unwrap();
+    p.src.write_all_at(&[9u8; 100], 3 * B + 50).unwrap();
+    let stats = copy_and_compare(&p, size, size, BUFFER_SIZE);
+    assert_eq!(stats.bytes_copied % B, 0);
+    let dst = read_all(&p.dst, size);
+    assert!(dst[2 * B as usize..2 * B as usize + 1000]
+        .iter()
+        .all(|&b| b == 0));
+}
+
+/// An extent reaching past the size read at the start (the file grew) is clipped to it.
+#[test]
+fn next_extent_clips_to_file_size() {
+    let path = Path::new("fake");
+    let r = next_extent(
+        |o, w| Ok(if w == SEEK_DATA { o + 10 } else { o + 1000 }),
+        path,
+        0,
+        500,
+    )
+    .unwrap();
+    assert_eq!(r, Some(10..500));
+}
+
+/// ENXIO from SEEK_DATA is the end of the data, not an error.
+#[test]
+fn enxio_means_no_more_data() {
+    let r = next_extent(
+        |_, _| Err(io::Error::from_raw_os_error(libc::ENXIO)),
+        Path::new("f"),
+        4096,
+        8192,
+    );
+    assert_eq!(r.unwrap(), None);
+}
+
+/// EINVAL from SEEK_DATA at offset 0 of a non-empty file says the fs has no SEEK_DATA.
+#[test]
+fn einval_at_zero_is_unsupported() {
+    let e = next_extent(
+        |_, _| Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Path::new("f"),
+        0,
+        8192,
+    )
+    .unwrap_err();
+    assert!(matches!(e, SparseError::SeekUnsupported { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Unsupported);
+    assert!(e.to_string().contains("SEEK_DATA"));
+}
+
+/// Any other SEEK_DATA error is an error naming the step, the path and the offset.
+#[test]
+fn other_seek_data_errors_are_errors() {
+    let e = next_extent(
+        |_, _| Err(io::Error::from_raw_os_error(libc::EIO)),
+        Path::new("/img"),
+        4096,
+        8192,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SparseError::SeekData { offset: 4096, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "seek data in /img from offset 4096");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+/// A SEEK_HOLE failure after data was found (e.g. ENXIO: the file shrank) is an error.
+#[test]
+fn seek_hole_errors_are_errors() {
+    let e = next_extent(
+        |o, w| {
+            if w == SEEK_DATA {
+                Ok(o)
+            } else {
+                Err(io::Error::from_raw_os_error(libc::ENXIO))
+            }
+        },
+        Path::new("/img"),
+        0,
+        8192,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SparseError::SeekHole { offset: 0, .. }),
+        "{e:?}"
+    );
+}
+
+/// A character device has no extents to speak of: it is refused as a source.
+#[test]
+fn data_extents_refuses_char_devices() {
+    let f = File::open("/dev/null").unwrap();
+    assert!(matches!(
+        data_extents(&f, Path::new("/dev/null")),
+        Err(SparseError::NotBlockOrFile { .. })
+    ));
+}
+
+/// A source larger than the destination is refused before anything is written, naming both.
+#[test]
+fn source_larger_than_destination() {
+    let p = pair(32 * B, 16 * B, &[0..B]);
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, SparseError::SourceTooLarge { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("src.img") && msg.contains("dst.img"), "{msg}");
+    assert!(read_all(&p.dst, 16 * B).iter().all(|&b| b == 0xEE));
+}
+
+/// A source or destination size that is not a whole number of blocks is refused.
+#[test]
+fn unaligned_sizes_are_refused() {
+    let p = pair(16 * B + 512, 32 * B, &[0..B]);
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, SparseError::SizeNotAligned { size, .. } if size == 16 * B + 512));
+    let p = pair(16 * B, 32 * B + 100, &[0..B]);
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, SparseError::SizeNotAligned { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::InvalidInput);
+}
+
+/// A destination opened read-only fails at the write step, naming the path and offset.
+#[test]
+fn read_only_destination_fails_at_write() {
+    let p = pair(16 * B, 16 * B, &[4 * B..5 * B]);
+    let ro = File::open(&p.dst_path).unwrap();
+    let e = copy_extents(&p.src, &p.src_path, &ro, &p.dst_path, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, SparseError::Write { offset, .. } if offset == 4 * B),
+        "{e:?}"
+    );
+    assert!(e.to_string().starts_with("write "), "{e}");
+    assert_eq!(e.class(), ErrorClass::Io);
+}
+
+/// A source opened write-only fails at the read step.
+#[test]
+fn unreadable_source_fails_at_read() {
+    let p = pair(16 * B, 16 * B, &[4 * B..5 * B]);
+    let wo = OpenOptions::new().write(true).open(&p.src_path).unwrap();
+    let e = copy_extents(&wo, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, SparseError::Read { offset, .. } if offset == 4 * B),
+        "{e:?}"
+    );
+}
+
+/// A character device such as /dev/full is not accepted as destination.
+#[test]
+fn char_device_destination_is_refused() {
+    let p = pair(16 * B, 16 * B, &[0..B]);
+    let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let e = copy_extents(
+        &p.src,
+        &p.src_path,
+        &full,
+        Path::new("/dev/full"),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, SparseError::NotBlockOrFile { .. }), "{e:?}");
+}
+
+/// A source that ends inside an extent (a zero-length read) is an error, not success.
+#[test]
+fn truncated_source_is_an_error() {
+    let p = pair(16 * B, 16 * B, &[]);
+    let e = super::copy::read_full_at(&p.src, &p.src_path, &mut [0u8; 4096], 16 * B, 17 * B)
+        .unwrap_err();
+    assert!(matches!(e, SparseError::Truncated { .. }), "{e:?}");
+}
+
+/// A write that would start or end inside a block is refused before it reaches the kernel.
+#[test]
+fn misaligned_write_is_refused() {
+    let p = pair(16 * B, 16 * B, &[]);
+    for (off, len) in [(512, 4096), (0, 1000)] {
+        let e = super::copy::write_full_at(&p.dst, &p.dst_path, &vec![1; len], off, B).unwrap_err();
+        assert!(matches!(e, SparseError::Misaligned { .. }), "{e:?}");
+    }
+    assert!(read_all(&p.dst, 16 * B).iter().all(|&b| b == 0xEE));
+}
+
+/// zero_ranges writes zeros over exactly the given ranges, in any order, skipping empty ones.
+#[test]
+fn zero_ranges_zeroes_exactly_the_ranges() {
+    let p = pair(0, 64 * B, &[]);
+    let ranges = [40 * B..64 * B, 0..B, 10 * B..10 * B, 3 * B..9 * B];
+    let mut reported = 0;
+    let stats = zero_ranges(&p.dst, &p.dst_path, &ranges, &mut |n| reported += n).unwrap();
+    assert_eq!((stats.bytes_zeroed, stats.ranges), (31 * B, 3));
+    assert_eq!(stats.method, ZeroMethod::Pwrite);
+    assert_eq!(reported, 31 * B);
+    let dst = read_all(&p.dst, 64 * B);
+    for (i, &b) in dst.iter().enumerate() {
+        let i = i as u64;
+        let zero = i < B || (3 * B..9 * B).contains(&i) || i >= 40 * B;
+        assert_eq!(b, if zero { 0 } else { 0xEE }, "byte {i}");
+    }
+}
+
+/// Zeroing a regular file allocates the blocks: they are written, not left as holes.
+#[test]
+fn zero_ranges_writes_instead_of_punching() {
+    let p = pair(0, 0, &[]);
+    p.dst.set_len(64 * B).unwrap();
+    zero_ranges(&p.dst, &p.dst_path, &[8 * B..16 * B], &mut |_| {}).unwrap();
+    let ext: Vec<_> = data_extents(&p.dst, &p.dst_path)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ext, vec![8 * B..16 * B]);
+}
+
+/// Overlapping, out-of-bounds, inverted and misaligned ranges are refused before writing.
+#[test]
+fn zero_ranges_validation() {
+    let p = pair(0, 16 * B, &[]);
+    let z = |r: &[Range<u64>]| zero_ranges(&p.dst, &p.dst_path, r, &mut |_| {}).unwrap_err();
+    assert!(matches!(
+        z(&[4 * B..8 * B, 0..5 * B]),
+        SparseError::RangesOverlap { .. }
+    ));
+    assert!(matches!(
+        z(&[8 * B..17 * B]),
+        SparseError::RangeOutOfBounds { .. }
+    ));
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = [8 * B..4 * B];
+    assert!(matches!(z(&inverted), SparseError::RangeOutOfBounds { .. }));
+    assert!(matches!(z(&[512..B]), SparseError::Misaligned { .. }));
+    assert!(matches!(z(&[0..B + 512]), SparseError::Misaligned { .. }));
+    assert!(read_all(&p.dst, 16 * B).iter().all(|&b| b == 0xEE));
+}
+
+/// BLKZEROOUT on a regular file fails with an error naming the zero step.
+#[test]
+fn blkzeroout_on_a_file_is_an_error() {
+    let p = pair(0, 16 * B, &[]);
+    let e = zero_ranges_with(
+        &p.dst,
+        &p.dst_path,
+        &[0..B],
+        ZeroMethod::BlkZeroOut,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, SparseError::Zero { .. }), "{e:?}");
+}
+
+/// The temp dir of the tests (ext4 or tmpfs here) reports holes.
+#[test]
+fn probe_accepts_a_hole_reporting_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = check_holes_supported(dir.path(), 1 << 30).unwrap();
+    assert!(h.first_hole >= 4096 && h.first_hole < 1 << 30, "{h:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "probe left behind"
+    );
+}
+
+/// /dev/shm is a tmpfs, which reports holes.
+#[test]
+fn probe_accepts_tmpfs() {
+    let h = check_holes_supported(Path::new("/dev/shm"), 1 << 40).unwrap();
+    assert_eq!(h.fs_type, "tmpfs");
+}
+
+/// On ext4 (max file size 16 TiB - 4 KiB) a 16 TiB image is refused, naming the fs type.
+#[test]
+fn probe_refuses_too_large_image_on_ext4() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = check_holes_supported(dir.path(), 1 << 20).unwrap();
+    if h.fs_type != "ext2/3/4" {
+        println!("skip: temp dir is {}, not ext4", h.fs_type);
+        return;
+    }
+    let e = check_holes_supported(dir.path(), 16 << 40).unwrap_err();
+    assert!(matches!(e, SparseError::FileTooLarge { .. }), "{e:?}");
+    assert!(e.to_string().contains("ext2/3/4"), "{e}");
+}
+
+/// A missing directory fails at the create step.
+#[test]
+fn probe_of_missing_dir_fails() {
+    let e = check_holes_supported(Path::new("/nonexistent/dir"), 1 << 20).unwrap_err();
+    assert!(matches!(e, SparseError::Probe { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::InvalidInput);
+}
+
+/// statfs magics get names, unknown ones their number.
+#[test]
+fn fs_type_names() {
+    assert_eq!(fs_type_name(0x858458f6), "ramfs");
+    assert_eq!(fs_type_name(0x1234), "unknown (f_type 0x1234)");
+}
