@@ -52,7 +52,7 @@ mod zero;
 pub use copy::{copy_extents, copy_extents_with_buffer, CopyStats, BUFFER_SIZE};
 pub use extents::{data_extents, Extents};
 pub use probe::{check_holes_supported, fs_type_name, HoleSupport};
-pub use zero::{zero_ranges, zero_ranges_with, ZeroMethod, ZeroStats};
+pub use zero::{zero_ranges, zero_ranges_with, ZeroMethod, ZeroStats, BLOCK_DEVICE_METHOD};
 
 /// `whence` for `lseek`: the next offset at or after the given one that holds data
 /// (`include/uapi/linux/fs.h`, Linux 3.1+).

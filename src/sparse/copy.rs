@@ -11,8 +11,8 @@ use crate::blockdev::{self, Kind};
 use super::{data_extents, SparseError};
 
 /// Size of the one copy buffer: large enough that a copy is a few big writes per extent, small
-/// enough to stay in cache between the read and the write (1 MiB measured faster than 4 MiB in
-/// `benches/sparse.rs`). A multiple of every logical block size (≤ page size).
+/// enough to stay in cache between the read and the write (1 MiB did better than 4 MiB in
+/// `benches/sparse.rs`, see docs/BENCHMARKS.md). A multiple of every logical block size.
 pub const BUFFER_SIZE: usize = 1 << 20;
 
 /// The block size assumed for a regular-file destination: the page size, which is the unit

@@ -22,8 +22,9 @@ pub enum ZeroMethod {
 }
 
 /// The method [`zero_ranges`] uses on block devices. Measured in `benches/sparse.rs`
-/// (`docs/BENCHMARKS.md`, "Sparse copy"): on a loop device `BLKZEROOUT` beat `pwrite` of a zero
-/// buffer, and it avoids copying zeros from user space at all.
+/// (`docs/BENCHMARKS.md`, "Sparse copy"): on a loop device whose backing store makes the kernel
+/// write zero pages itself (as it must on dm-crypt) `BLKZEROOUT` was 3.2x faster than `pwrite`
+/// of a zero buffer, since no zeros are copied from user space.
 pub const BLOCK_DEVICE_METHOD: ZeroMethod = ZeroMethod::BlkZeroOut;
 
 /// Largest single `BLKZEROOUT` request, so that progress is reported regularly.
