@@ -62,19 +62,40 @@ pub enum Error {
     /// A device-mapper operation failed.
     #[error(transparent)]
     Dm(#[from] crate::dm_table::DmError),
-    /// A step of the pipeline failed for a reason that belongs to no module.
+    /// A step of `encrypt` or `cleanup` failed; `source` says how.
     #[error("{step} for {}", device.display())]
-    Step {
-        /// The pipeline step, in words ("open the source device", ...).
-        step: &'static str,
-        /// The device or path the step worked on.
+    Pipeline {
+        /// The step that failed.
+        step: crate::pipeline::Step,
+        /// The source device (for `encrypt`) or mapping (for `cleanup`).
         device: PathBuf,
         /// What went wrong.
         #[source]
+        source: Box<Error>,
+    },
+    /// An operating-system call of the pipeline failed.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done, e.g. "create the temp dir".
+        what: &'static str,
+        /// The file, directory or device it was done to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
         source: std::io::Error,
     },
+    /// The request is refused before anything is touched.
+    #[error("{} {reason}", path.display())]
+    Refused {
+        /// The device, directory or mapping.
+        path: PathBuf,
+        /// Why, in words ("is a regular file, not a block device").
+        reason: String,
+        /// The class of the refusal.
+        class: ErrorClass,
+    },
     /// A step failed, and undoing the earlier steps failed as well.
-    #[error("{cause}; rollback also failed: {}", rollback.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}; rolling back also failed: {}", chain(cause.as_ref()), rollback.iter().map(|e| chain(e)).collect::<Vec<_>>().join("; "))]
     Rollback {
         /// The failure that started the rollback.
         cause: Box<Error>,
@@ -92,7 +113,9 @@ impl Error {
             Error::Format(e) => e.class(),
             Error::Luks(e) => e.class(),
             Error::Dm(e) => e.class(),
-            Error::Step { source, .. } => class_of_io(source),
+            Error::Pipeline { source, .. } => source.class(),
+            Error::Io { source, .. } => class_of_io(source),
+            Error::Refused { class, .. } => *class,
             Error::Rollback { .. } => ErrorClass::RollbackFailed,
         }
     }
@@ -111,6 +134,18 @@ pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
         }
         _ => ErrorClass::Io,
     }
+}
+
+/// An error and all its causes on one line: `a: b: c`.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// Shorthand for results of this crate.

@@ -10,7 +10,7 @@
 //!    device-mapper ioctls ([`dm`], tables built in [`dm_table`], key via [`keyring`]).
 //! 4. An ext4 image the size of the mapping is built in a sparse temp file with e2fsprogs'
 //!    libext2fs, together with the list of ranges (inode tables, journal) that must be zeroed
-//!    ([`format`]).
+//!    ([`format`](mod@format)).
 //! 5. Those ranges are zeroed through the mapping, then the image's data extents are copied over
 //!    it ([`sparse`]), and the mapping path `/dev/mapper/<name>` is returned.
 //!
@@ -29,9 +29,13 @@ pub mod keyring;
 pub mod loopdev;
 pub mod luks;
 pub mod name;
+pub mod pipeline;
 pub mod progress;
 pub mod size;
 pub mod sparse;
 
 pub use error::{Error, ErrorClass, Result};
 pub use name::{crypt_device_name, MappingName, NameError};
+pub use pipeline::{
+    cleanup_crypt_device, encrypt_device, CleanupOptions, EncryptOptions, EncryptReport,
+};

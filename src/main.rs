@@ -1,6 +1,221 @@
 //! The `scratchcrypt` command-line tool: a thin face over the library.
+//!
+//! Every command prints its result on stdout (the mapper path, or one JSON object with `--json`)
+//! and a one-line error on stderr on failure, with an exit status from
+//! [`scratchcrypt::ErrorClass::exit_code`].
 
-fn main() {
-    eprintln!("scratchcrypt: the command-line interface is not implemented yet");
-    std::process::exit(5);
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use scratchcrypt::format::FormatOptions;
+use scratchcrypt::pipeline::{self, CleanupOptions, EncryptOptions};
+use scratchcrypt::size::parse_size;
+use scratchcrypt::{Error, MappingName};
+
+const EXAMPLES: &str = "\
+Examples:
+  scratchcrypt encrypt /dev/vdb                      # prints /dev/mapper/dm-crypt--dev-vdb
+  scratchcrypt encrypt /dev/vdb --name scratch --mount /mnt/scratch --json
+  scratchcrypt cleanup scratch --unmount
+  scratchcrypt format-image /tmp/test.img --size 4G --json
+  scratchcrypt copy-extents /tmp/test.img /dev/loop0";
+
+/// Turn a raw block device into an encrypted, integrity-protected ext4 scratch disk whose key
+/// lives only in memory.
+#[derive(Debug, Parser)]
+#[command(name = "scratchcrypt", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Format DEVICE as LUKS2 + dm-integrity with a random in-memory key, activate it, put ext4
+    /// on it and print /dev/mapper/<name>.
+    Encrypt(EncryptArgs),
+    /// Remove the mapping NAME (the crypt device and the integrity device under it).
+    Cleanup(CleanupArgs),
+    /// Only build the ext4 image for a device of SIZE in FILE and print what a device would need
+    /// zeroed (the formatter's step of `encrypt`, for inspection and testing).
+    FormatImage(FormatImageArgs),
+    /// Copy the data extents of SRC onto DST at the same offsets, skipping holes (the copy step
+    /// of `encrypt` alone; on its own it does NOT make a device safe to read).
+    CopyExtents(CopyExtentsArgs),
+}
+
+#[derive(Debug, Args)]
+struct EncryptArgs {
+    /// The block device to encrypt. Its contents are destroyed.
+    device: PathBuf,
+    /// Mapping name (default: dm-crypt- followed by the device path with non-alphanumerics as -).
+    #[arg(long)]
+    name: Option<MappingName>,
+    /// Seconds to wait for DEVICE to appear (disks attached to a VM can arrive late).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    wait_timeout: f64,
+    /// Where to create the private temp dir for the image (default: $TMPDIR or /tmp). Its
+    /// file system must report holes (tmpfs, ext4, xfs; not ramfs).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Mount the new file system here (mount(2), type ext4).
+    #[arg(long, value_name = "DIR")]
+    mount: Option<PathBuf>,
+    /// Mount options for --mount, as for mount -o (e.g. "noatime,nodev").
+    #[arg(long, value_name = "OPTS", requires = "mount")]
+    mount_options: Option<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+    /// Print one JSON report instead of the mapper path.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FormatArgs {
+    /// Bytes of file system per inode (default: as mke2fs chooses for the size).
+    #[arg(long, value_name = "BYTES")]
+    inode_ratio: Option<u32>,
+    /// Create no journal (faster, but the fs is not crash-safe).
+    #[arg(long)]
+    no_journal: bool,
+    /// Percentage of blocks reserved for root.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    reserved_percent: f64,
+    /// File-system label (at most 16 bytes).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    /// The mapping name given to (or printed by) `encrypt`.
+    name: MappingName,
+    /// Unmount the mapping first if it is mounted (lazily unmounted mounts are not waited for).
+    #[arg(long)]
+    unmount: bool,
+    /// Print one JSON object instead of a note.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FormatImageArgs {
+    /// The image file to create (sparse; truncated if it exists).
+    file: PathBuf,
+    /// Size of the device the image is for: bytes, or with a K/M/G/T/P suffix (binary).
+    #[arg(long, value_parser = parse_size_arg)]
+    size: u64,
+    #[command(flatten)]
+    format: FormatArgs,
+    /// Print the plan as JSON (ranges to zero, image data bytes, time taken).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CopyExtentsArgs {
+    /// The sparse source file.
+    src: PathBuf,
+    /// The destination file or block device.
+    dst: PathBuf,
+    /// Print the copy statistics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+impl FormatArgs {
+    fn to_options(&self) -> FormatOptions {
+        FormatOptions {
+            inode_ratio: self.inode_ratio,
+            journal: !self.no_journal,
+            reserved_percent: self.reserved_percent,
+            label: self.label.clone(),
+            ..FormatOptions::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scratchcrypt: {}", scratchcrypt::error::chain(&e));
+            let code = u8::try_from(e.class().exit_code()).unwrap_or(1);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("scratchcrypt: cannot render the JSON report: {e}"),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Encrypt(a) => {
+            let name = a
+                .name
+                .unwrap_or_else(|| scratchcrypt::name::default_mapping_name(&a.device));
+            let options = EncryptOptions {
+                wait_timeout: Duration::from_secs_f64(a.wait_timeout.max(0.0)),
+                temp_dir: a.temp_dir,
+                format: a.format.to_options(),
+                progress: !a.json,
+                mount: a.mount.map(|dir| pipeline::MountRequest {
+                    dir,
+                    options: a.mount_options,
+                }),
+            };
+            let report = pipeline::encrypt(&a.device, &name, &options)?;
+            if a.json {
+                print_json(&report);
+            } else {
+                println!("{}", report.mapper_path.display());
+            }
+        }
+        Command::Cleanup(a) => {
+            let outcome = pipeline::cleanup(&a.name, &CleanupOptions { unmount: a.unmount })?;
+            if a.json {
+                print_json(&outcome);
+            } else if !outcome.existed {
+                eprintln!(
+                    "scratchcrypt: no mapping named {} (nothing to remove)",
+                    a.name
+                );
+            }
+        }
+        Command::FormatImage(a) => {
+            let plan = scratchcrypt::format::build_image(&a.file, a.size, &a.format.to_options())?;
+            if a.json {
+                print_json(&plan);
+            } else {
+                println!(
+                    "{}: {} of image data, {} to zero in {} ranges",
+                    a.file.display(),
+                    scratchcrypt::progress::human_bytes(plan.image_data_bytes),
+                    scratchcrypt::progress::human_bytes(plan.zero_bytes),
+                    plan.zero_ranges.len()
+                );
+            }
+        }
+        Command::CopyExtents(a) => {
+            let stats = pipeline::copy_file_extents(&a.src, &a.dst)?;
+            if a.json {
+                print_json(&stats);
+            }
+        }
+    }
+    Ok(())
 }

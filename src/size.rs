@@ -23,7 +23,9 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, suffix) = t.split_at(split);
     if digits.is_empty() {
-        return Err(err("expected a number, optionally followed by K, M, G, T or P"));
+        return Err(err(
+            "expected a number, optionally followed by K, M, G, T or P",
+        ));
     }
     let value: u64 = digits.parse().map_err(|_| err("number too large"))?;
     let shift = match suffix.to_ascii_uppercase().as_str() {

@@ -1,0 +1,206 @@
+//! The block-device seam of the pipeline: probing the source, opening the mapping, mounting.
+//!
+//! [`SystemDevices`] is the real thing. Unit tests implement [`BlockDevices`] over regular
+//! files, which is why the checks that need a real block device live here and not in the
+//! pipeline's steps.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::mount::{self, MountRequest};
+use crate::blockdev::{self, Kind};
+use crate::dm::Activation;
+use crate::error::{Error, ErrorClass, Result};
+use crate::luks::MIN_DEVICE_BYTES;
+
+/// How often to look for a source that has not appeared yet.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+
+/// What the probe found out about the source. Holds the source's lock until dropped.
+#[derive(Debug)]
+pub struct SourceInfo {
+    /// Size of the source in bytes.
+    pub size_bytes: u64,
+    /// The BSD lock on the source, held for the whole run (`None` in tests).
+    _lock: Option<Flock<File>>,
+}
+
+impl SourceInfo {
+    /// A probe result without a lock, for test implementations of [`BlockDevices`].
+    pub fn unlocked(size_bytes: u64) -> SourceInfo {
+        SourceInfo {
+            size_bytes,
+            _lock: None,
+        }
+    }
+}
+
+/// Access to block devices, as the pipeline needs it.
+pub trait BlockDevices {
+    /// Wait up to `wait` for `path` to appear; check it is a block device that nobody uses and
+    /// that is big enough. Must not keep an exclusive open: libcryptsetup and dm-integrity
+    /// claim the device themselves.
+    fn probe_source(&self, path: &Path, wait: Duration) -> Result<SourceInfo>;
+    /// Open the activated mapping for writing.
+    fn open_mapping(&self, activation: &Activation) -> Result<File>;
+    /// Mount `device` as ext4.
+    fn mount(&self, device: &Path, request: &MountRequest) -> Result<()>;
+    /// Unmount `dir`.
+    fn unmount(&self, dir: &Path) -> Result<()>;
+}
+
+/// The real block devices of this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemDevices;
+
+fn refused(path: &Path, reason: impl Into<String>, class: ErrorClass) -> Error {
+    Error::Refused {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+        class,
+    }
+}
+
+fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Error + 'p {
+    move |source| Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Wait until `path` exists or `wait` has passed.
+pub fn wait_for(path: &Path, wait: Duration) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match std::fs::metadata(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if Instant::now() >= deadline {
+                    return Err(refused(
+                        path,
+                        format!("does not exist (waited {:.1} s)", wait.as_secs_f64()),
+                        ErrorClass::InvalidInput,
+                    ));
+                }
+                std::thread::sleep(WAIT_POLL);
+            }
+            Err(e) => return Err(io_err("look up", path)(e)),
+        }
+    }
+}
+
+impl BlockDevices for SystemDevices {
+    fn probe_source(&self, path: &Path, wait: Duration) -> Result<SourceInfo> {
+        wait_for(path, wait)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        match blockdev::kind(&file).map_err(io_err("stat", path))? {
+            Kind::Block => {}
+            Kind::Regular => {
+                return Err(refused(
+                    path,
+                    "is a regular file, not a block device (attach it to a loop device first)",
+                    ErrorClass::InvalidInput,
+                ))
+            }
+            Kind::Char => {
+                return Err(refused(
+                    path,
+                    "is a character device, not a block device",
+                    ErrorClass::InvalidInput,
+                ))
+            }
+            Kind::Other => {
+                return Err(refused(
+                    path,
+                    "is not a block device",
+                    ErrorClass::InvalidInput,
+                ))
+            }
+        }
+        // A second scratchcrypt on the same device stops here; udev also skips locked devices.
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                refused(
+                    path,
+                    "is locked by another process (another scratchcrypt run?)",
+                    ErrorClass::Busy,
+                )
+            } else {
+                io_err("lock", path)(errno.into())
+            }
+        })?;
+        // O_EXCL on a block device fails while it is mounted, mapped or claimed. Released at
+        // once: libcryptsetup and dm-integrity need their own exclusive claim.
+        match blockdev::open_exclusive(path) {
+            Ok(probe) => drop(probe),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(refused(
+                    path,
+                    "is in use (mounted, part of a device-mapper table, or held open exclusively)",
+                    ErrorClass::Busy,
+                ))
+            }
+            Err(e) => return Err(io_err("open exclusively", path)(e)),
+        }
+        let size_bytes = blockdev::size_bytes(&lock).map_err(io_err("query the size of", path))?;
+        if size_bytes < MIN_DEVICE_BYTES {
+            return Err(refused(
+                path,
+                format!(
+                    "is too small: {size_bytes} bytes, at least {MIN_DEVICE_BYTES} are needed for \
+                     the LUKS2 header, the integrity metadata and ext4"
+                ),
+                ErrorClass::InvalidInput,
+            ));
+        }
+        Ok(SourceInfo {
+            size_bytes,
+            _lock: Some(lock),
+        })
+    }
+
+    fn open_mapping(&self, activation: &Activation) -> Result<File> {
+        let path = &activation.mapper_path;
+        // Exclusive, so nothing can mount the half-written file system under us.
+        blockdev::open_exclusive(path).map_err(io_err("open", path))
+    }
+
+    fn mount(&self, device: &Path, request: &MountRequest) -> Result<()> {
+        mount::mount_ext4(device, request)
+    }
+
+    fn unmount(&self, dir: &Path) -> Result<()> {
+        nix::mount::umount2(dir, nix::mount::MntFlags::empty())
+            .map_err(|e| io_err("unmount", dir)(e.into()))
+    }
+}
+
+/// Create a private directory (mode 0700) with an unpredictable name under `base`.
+pub fn create_private_dir(base: &Path) -> Result<PathBuf> {
+    let mut last = None;
+    for _ in 0..8 {
+        let dir = base.join(format!(
+            "scratchcrypt-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(io_err("create a temp dir in", base)(e)),
+        }
+    }
+    Err(io_err("create a temp dir in", base)(last.unwrap_or_else(
+        || io::Error::from_raw_os_error(libc::EEXIST),
+    )))
+}

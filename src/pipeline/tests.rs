@@ -1,0 +1,421 @@
+//! Unit tests of the whole pipeline over mocks: MockFormatter, MockDm and regular files for the
+//! source and the mapping. They run unprivileged and check every rollback path.
+
+use std::cell::{Cell, RefCell};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::*;
+use crate::dm::MockDm;
+use crate::error::ErrorClass;
+use crate::luks::MockFormatter;
+
+/// Block devices over regular files: the source is a file, the mapping another file.
+struct FileDevices {
+    mapping: PathBuf,
+    fail_open_mapping: Cell<bool>,
+    read_only_mapping: Cell<bool>,
+    fail_mount: Cell<bool>,
+    fail_unmount: Cell<bool>,
+    mounts: RefCell<Vec<PathBuf>>,
+}
+
+impl FileDevices {
+    fn new(dir: &Path) -> FileDevices {
+        FileDevices {
+            mapping: dir.join("mapping.img"),
+            fail_open_mapping: Cell::new(false),
+            read_only_mapping: Cell::new(false),
+            fail_mount: Cell::new(false),
+            fail_unmount: Cell::new(false),
+            mounts: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+fn injected(what: &'static str, path: &Path) -> Error {
+    Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source: std::io::Error::from_raw_os_error(libc::EIO),
+    }
+}
+
+impl BlockDevices for FileDevices {
+    fn probe_source(&self, path: &Path, wait: Duration) -> Result<SourceInfo> {
+        devices::wait_for(path, wait)?;
+        let len = std::fs::metadata(path)
+            .map_err(|source| Error::Io {
+                what: "stat",
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        Ok(SourceInfo::unlocked(len))
+    }
+
+    fn open_mapping(&self, activation: &Activation) -> Result<File> {
+        if self.fail_open_mapping.get() {
+            return Err(injected("open", &activation.mapper_path));
+        }
+        let f = File::create(&self.mapping).unwrap();
+        f.set_len(activation.size_bytes).unwrap();
+        drop(f);
+        Ok(OpenOptions::new()
+            .read(true)
+            .write(!self.read_only_mapping.get())
+            .open(&self.mapping)
+            .unwrap())
+    }
+
+    fn mount(&self, _device: &Path, request: &MountRequest) -> Result<()> {
+        if self.fail_mount.get() {
+            return Err(injected("mount ext4 on", &request.dir));
+        }
+        self.mounts.borrow_mut().push(request.dir.clone());
+        Ok(())
+    }
+
+    fn unmount(&self, dir: &Path) -> Result<()> {
+        if self.fail_unmount.get() {
+            return Err(injected("unmount", dir));
+        }
+        self.mounts.borrow_mut().retain(|d| d != dir);
+        Ok(())
+    }
+}
+
+/// One test's world: a temp dir with the source file, a temp base dir, and the mocks.
+struct World {
+    dir: tempfile::TempDir,
+    source: PathBuf,
+    temp_base: PathBuf,
+    luks: MockFormatter,
+    dm: MockDm,
+    devices: FileDevices,
+    name: MappingName,
+}
+
+impl World {
+    fn new(size: u64) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.img");
+        File::create(&source).unwrap().set_len(size).unwrap();
+        let temp_base = dir.path().join("tmp");
+        std::fs::create_dir(&temp_base).unwrap();
+        let devices = FileDevices::new(dir.path());
+        World {
+            dir,
+            source,
+            temp_base,
+            luks: MockFormatter::new(),
+            dm: MockDm::new(),
+            devices,
+            name: MappingName::new("scratch").unwrap(),
+        }
+    }
+
+    fn options(&self) -> EncryptOptions {
+        EncryptOptions {
+            temp_dir: Some(self.temp_base.clone()),
+            wait_timeout: Duration::ZERO,
+            ..EncryptOptions::default()
+        }
+    }
+
+    fn run(&self, options: &EncryptOptions) -> Result<EncryptReport> {
+        let system = System {
+            luks: &self.luks,
+            dm: &self.dm,
+            devices: &self.devices,
+        };
+        encrypt_with(&system, &self.source, &self.name, options)
+    }
+
+    /// Nothing of ours is left: no device-mapper device, no temp dir, no mount.
+    fn assert_nothing_left(&self) {
+        assert!(
+            self.dm.device_names().is_empty(),
+            "{:?}",
+            self.dm.device_names()
+        );
+        assert!(self.dm.nodes().is_empty(), "{:?}", self.dm.nodes());
+        let left: Vec<_> = std::fs::read_dir(&self.temp_base).unwrap().collect();
+        assert!(left.is_empty(), "temp dir left behind: {left:?}");
+        assert!(self.devices.mounts.borrow().is_empty());
+    }
+}
+
+/// The step an error names, if it is a pipeline error.
+fn step_of(err: &Error) -> Option<Step> {
+    match err {
+        Error::Pipeline { step, .. } => Some(*step),
+        Error::Rollback { cause, .. } => step_of(cause),
+        _ => None,
+    }
+}
+
+/// Whether e2fsck is available (it is a test oracle, installed by scripts/deps.sh).
+fn have_e2fsck() -> bool {
+    let ok = Command::new("e2fsck").arg("-V").output().is_ok();
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "e2fsck missing under CI");
+        eprintln!("skipping the e2fsck check: e2fsck not installed");
+    }
+    ok
+}
+
+/// The happy path produces a mapping, a clean ext4 on it, a full report and no temp dir.
+#[test]
+fn encrypt_builds_a_clean_file_system_and_reports() {
+    let w = World::new(64 << 20);
+    let report = w.run(&w.options()).unwrap();
+    assert_eq!(report.mapper_path, Path::new("/dev/mapper/scratch"));
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    assert_eq!(w.luks.calls(), 1);
+    assert!(report.mapping_bytes > 0 && report.mapping_bytes < report.source_bytes);
+    assert!(report.written.zeroed > 0 && report.written.ext4_metadata > 0);
+    assert_eq!(report.image_data_bytes, report.written.ext4_metadata);
+    assert_eq!(
+        report.steps.iter().map(|s| s.step).collect::<Vec<_>>(),
+        vec![
+            Step::ProbeSource,
+            Step::CheckNames,
+            Step::GenerateKey,
+            Step::FormatHeader,
+            Step::Activate,
+            Step::OpenMapping,
+            Step::TempDir,
+            Step::BuildImage,
+            Step::ZeroRanges,
+            Step::CopyImage,
+            Step::RemoveTempDir,
+        ]
+    );
+    let left: Vec<_> = std::fs::read_dir(&w.temp_base).unwrap().collect();
+    assert!(left.is_empty());
+    assert!(report.peak_rss_bytes > 0);
+    if have_e2fsck() {
+        let out = Command::new("e2fsck")
+            .args(["-fn"])
+            .arg(&w.devices.mapping)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["steps"][0]["step"], "probe_source");
+    assert!(json["written"]["zeroed"].as_u64().unwrap() > 0);
+}
+
+/// `--mount` mounts last and is reported.
+#[test]
+fn encrypt_mounts_when_asked() {
+    let w = World::new(64 << 20);
+    let mut options = w.options();
+    let dir = w.dir.path().join("mnt");
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    let report = w.run(&options).unwrap();
+    assert_eq!(report.mounted_at, Some(dir.clone()));
+    assert_eq!(*w.devices.mounts.borrow(), vec![dir]);
+}
+
+/// A taken name is refused before the header is written.
+#[test]
+fn taken_name_is_refused_before_formatting() {
+    let w = World::new(64 << 20);
+    w.dm.insert("scratch_dif", "CRYPT-INTEGRITY-x-scratch_dif", 0);
+    let err = w.run(&w.options()).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::CheckNames));
+    assert_eq!(err.class(), ErrorClass::Busy);
+    assert_eq!(w.luks.calls(), 0);
+    assert_eq!(w.dm.device_names(), vec!["scratch_dif"]);
+}
+
+/// A source that never appears is refused after the wait, naming the path.
+#[test]
+fn missing_source_is_refused_after_waiting() {
+    let w = World::new(64 << 20);
+    let mut options = w.options();
+    options.wait_timeout = Duration::from_millis(120);
+    let system = System {
+        luks: &w.luks,
+        dm: &w.dm,
+        devices: &w.devices,
+    };
+    let missing = w.dir.path().join("nope");
+    let started = std::time::Instant::now();
+    let err = encrypt_with(&system, &missing, &w.name, &options).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(step_of(&err), Some(Step::ProbeSource));
+    assert_eq!(err.class(), ErrorClass::InvalidInput);
+    assert!(crate::error::chain(&err).contains("nope"));
+    assert_eq!(w.luks.calls(), 0);
+}
+
+/// Each step made to fail leaves nothing behind and is named in the error.
+#[test]
+fn every_failing_step_rolls_back() {
+    type Setup = fn(&World, &mut EncryptOptions);
+    let cases: Vec<(Step, Setup)> = vec![
+        (Step::FormatHeader, |w, _| w.luks.fail_next(libc::EIO)),
+        (Step::Activate, |w, _| {
+            w.dm.fail_on("create", "scratch", libc::ENOMEM)
+        }),
+        (Step::Activate, |w, _| {
+            w.dm.fail_on("resume", "scratch", libc::EINVAL)
+        }),
+        (Step::OpenMapping, |w, _| {
+            w.devices.fail_open_mapping.set(true)
+        }),
+        (Step::TempDir, |w, o| {
+            o.temp_dir = Some(w.dir.path().join("no-such-dir"))
+        }),
+        (Step::ZeroRanges, |w, _| {
+            w.devices.read_only_mapping.set(true)
+        }),
+        (Step::Mount, |w, o| {
+            w.devices.fail_mount.set(true);
+            o.mount = Some(MountRequest {
+                dir: w.dir.path().join("mnt"),
+                options: None,
+            });
+        }),
+    ];
+    for (step, setup) in cases {
+        let w = World::new(64 << 20);
+        let mut options = w.options();
+        setup(&w, &mut options);
+        let err = w.run(&options).unwrap_err();
+        assert_eq!(step_of(&err), Some(step), "{}", crate::error::chain(&err));
+        assert!(!matches!(err, Error::Rollback { .. }), "{err}");
+        w.assert_nothing_left();
+    }
+}
+
+/// A temp dir on a file system that cannot hold the image is refused at the temp-dir step.
+#[test]
+fn temp_dir_that_is_a_file_is_refused() {
+    let w = World::new(64 << 20);
+    let mut options = w.options();
+    let file = w.dir.path().join("plain-file");
+    File::create(&file).unwrap();
+    options.temp_dir = Some(file);
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::TempDir));
+    w.assert_nothing_left();
+}
+
+/// When the rollback itself fails, the error says so and is classed RollbackFailed.
+#[test]
+fn failed_rollback_is_reported_with_the_cause() {
+    let w = World::new(64 << 20);
+    let mut options = w.options();
+    options.temp_dir = Some(w.dir.path().join("no-such-dir"));
+    w.dm.fail_on("remove", "scratch", libc::EBUSY);
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::RollbackFailed);
+    assert_eq!(step_of(&err), Some(Step::TempDir));
+    let text = err.to_string();
+    assert!(text.contains("prepare the temp dir"), "{text}");
+    assert!(text.contains("rolling back also failed"), "{text}");
+    assert!(text.contains("remove the mapping"), "{text}");
+}
+
+/// Cleanup removes both layers, says when there was nothing, and unmounts only when asked.
+#[test]
+fn cleanup_removes_both_layers_and_is_idempotent() {
+    let w = World::new(64 << 20);
+    w.run(&w.options()).unwrap();
+    let out = cleanup_with(&w.dm, &w.devices, &w.name, &CleanupOptions::default()).unwrap();
+    assert!(out.existed && out.crypt_removed && out.integrity_removed);
+    assert!(w.dm.device_names().is_empty());
+    let again = cleanup_with(&w.dm, &w.devices, &w.name, &CleanupOptions::default()).unwrap();
+    assert!(!again.existed);
+}
+
+/// A busy mapping is refused by cleanup and left whole.
+#[test]
+fn cleanup_of_a_busy_mapping_removes_nothing() {
+    let w = World::new(64 << 20);
+    w.run(&w.options()).unwrap();
+    w.dm.set_open_count("scratch", 1);
+    let err = cleanup_with(&w.dm, &w.devices, &w.name, &CleanupOptions::default()).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::RemoveMapping));
+    assert_eq!(err.class(), ErrorClass::Busy);
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+}
+
+/// A formatter that remembers the key it was given, to search outputs for it.
+struct RecordingFormatter {
+    inner: MockFormatter,
+    seen: RefCell<Vec<u8>>,
+}
+
+impl LuksFormatter for RecordingFormatter {
+    fn format(
+        &self,
+        device: &Path,
+        key: &VolumeKey,
+    ) -> std::result::Result<crate::luks::LuksParams, crate::luks::LuksError> {
+        self.seen.borrow_mut().extend_from_slice(key.expose());
+        self.inner.format(device, key)
+    }
+}
+
+/// The key never reaches the report (Debug or JSON), an error, or the mapping's contents, in
+/// raw or hex form.
+#[test]
+fn key_material_appears_in_no_output() {
+    let w = World::new(64 << 20);
+    let luks = RecordingFormatter {
+        inner: MockFormatter::new(),
+        seen: RefCell::new(Vec::new()),
+    };
+    let system = System {
+        luks: &luks,
+        dm: &w.dm,
+        devices: &w.devices,
+    };
+    let report = encrypt_with(&system, &w.source, &w.name, &w.options()).unwrap();
+    let key = luks.seen.borrow().clone();
+    assert_eq!(key.len(), 96);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let texts = [
+        serde_json::to_string(&report).unwrap(),
+        format!("{report:?}"),
+        format!("{:?}", w.dm.device("scratch").unwrap()),
+    ];
+    for text in &texts {
+        assert!(!text.contains(&hex), "hex key found in {text}");
+        assert!(!text.contains(&hex[..32]), "part of the hex key found");
+    }
+    let mapping = std::fs::read(&w.devices.mapping).unwrap();
+    let source = std::fs::read(&w.source).unwrap();
+    for bytes in [&mapping, &source] {
+        assert!(!bytes.windows(16).any(|win| win == &key[..16]));
+    }
+    // A failing run's error does not carry it either.
+    let w2 = World::new(64 << 20);
+    w2.dm.fail_on("load", "scratch", libc::EINVAL);
+    let system = System {
+        luks: &luks,
+        dm: &w2.dm,
+        devices: &w2.devices,
+    };
+    let err = encrypt_with(&system, &w2.source, &w2.name, &w2.options()).unwrap_err();
+    let key2: String = luks.seen.borrow()[96..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(!format!("{err:?} {}", crate::error::chain(&err)).contains(&key2));
+}
