@@ -310,3 +310,49 @@ fn fuse_sparse_image_with_zeroed_metadata_has_no_refused_reads() {
     print_report("sparse recipe", &report, &dev);
     dev.close().unwrap();
 }
+
+/// scratchcrypt's own recipe on the strict device: `format::build_image`, then
+/// `sparse::zero_ranges` over the plan's ranges and `sparse::copy_extents` of the image, as the
+/// pipeline does through the mapping. The stress, the crash-recovery mount and e2fsck then read
+/// nothing that was never written.
+#[test]
+fn fuse_scratchcrypt_recipe_has_no_refused_reads() {
+    if !privileged::can_run("fuse_scratchcrypt_recipe_has_no_refused_reads") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image");
+    let plan = scratchcrypt::format::build_image(
+        &image,
+        FS_SIZE,
+        &scratchcrypt::format::FormatOptions::default(),
+    )
+    .unwrap();
+    let dev = StrictDevice::new(FS_SIZE, 4096).unwrap();
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev.device_path())
+        .unwrap();
+    let ranges: Vec<_> = plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    scratchcrypt::sparse::zero_ranges(&device, dev.device_path(), &ranges, &mut |_| {}).unwrap();
+    let src = std::fs::File::open(&image).unwrap();
+    scratchcrypt::sparse::copy_extents(&src, &image, &device, dev.device_path(), &mut |_| {})
+        .unwrap();
+    drop(device);
+    assert_eq!(
+        dev.refused_reads(),
+        vec![],
+        "formatting itself read unwritten blocks"
+    );
+    eprintln!(
+        "scratchcrypt recipe: {} zero ranges, {} of {} blocks written",
+        plan.zero_ranges.len(),
+        dev.written_blocks(),
+        FS_SIZE / 4096
+    );
+    let report = support::assert_survives_stress(&dev, Some(&image), &StressConfig::default());
+    print_report("scratchcrypt recipe", &report, &dev);
+    dev.close().unwrap();
+}
