@@ -23,7 +23,10 @@ pub fn copy_data_extents(image: &Path, device: &Path) -> io::Result<(u64, u64)> 
 /// Write zeros over `len` bytes of `device` from `offset` (really written, never discarded).
 pub fn write_zeros(device: &Path, offset: u64, len: u64) -> io::Result<()> {
     let dst = OpenOptions::new().read(true).write(true).open(device)?;
-    let ranges = vec![offset..offset + len];
+    let ranges = [std::ops::Range {
+        start: offset,
+        end: offset + len,
+    }];
     scratchcrypt::sparse::zero_ranges(&dst, device, ranges.as_slice(), &mut |_| {})
         .map_err(to_io)?;
     Ok(())
