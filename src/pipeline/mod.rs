@@ -28,6 +28,7 @@
 //! [`encrypt_with`] runs unprivileged in unit tests over mocks and regular files.
 
 mod devices;
+pub mod margin;
 mod mount;
 #[cfg(test)]
 mod tests;
@@ -150,8 +151,12 @@ pub struct WrittenBytes {
     /// The dm-integrity superblock and journal, which the kernel writes during format (from
     /// the integrity superblock: 4 KiB plus `journal_sections` sections).
     pub integrity_metadata: u64,
-    /// Zeroed ranges of the plan (inode tables, bitmaps, journal), through the mapping.
+    /// Bytes zeroed through the mapping: the plan's ranges (inode tables, bitmaps, journal)
+    /// plus the read-ahead margins and the tail ([`margin`]).
     pub zeroed: u64,
+    /// The part of `zeroed` that is read-ahead margin and tail rather than file-system
+    /// metadata.
+    pub read_ahead_margins: u64,
     /// ext4 metadata copied from the image, through the mapping.
     pub ext4_metadata: u64,
 }
@@ -464,17 +469,9 @@ fn write_image(
     options: &EncryptOptions,
 ) -> Result<WrittenBytes> {
     let target = activation.mapper_path.as_path();
-    let ranges: Vec<std::ops::Range<u64>> =
-        plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
-    let mut progress = Progress::new("zeroing", plan.zero_bytes, options.progress);
-    let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut |n| progress.advance(n))
-        .map_err(|e| at(Step::ZeroRanges, target, e.into()))?;
-    progress.finish();
-    run.done(Step::ZeroRanges);
-
     let image = File::open(image_path).map_err(|source| {
         at(
-            Step::CopyImage,
+            Step::ZeroRanges,
             image_path,
             Error::Io {
                 what: "open",
@@ -483,6 +480,28 @@ fn write_image(
             },
         )
     })?;
+    let data = sparse::data_extents(&image, image_path)
+        .and_then(|extents| extents.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| at(Step::ZeroRanges, image_path, e.into()))?;
+    let plan_ranges: Vec<std::ops::Range<u64>> =
+        plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    let read_ahead = crate::blockdev::read_ahead_bytes(mapping)
+        .unwrap_or(margin::DEFAULT_READAHEAD)
+        .max(margin::DEFAULT_READAHEAD);
+    let ranges = margin::ranges_to_zero(
+        &plan_ranges,
+        &data,
+        read_ahead,
+        activation.size_bytes,
+        u64::from(plan.block_size),
+    );
+    let total = margin::total(&ranges);
+    let mut progress = Progress::new("zeroing", total, options.progress);
+    let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut |n| progress.advance(n))
+        .map_err(|e| at(Step::ZeroRanges, target, e.into()))?;
+    progress.finish();
+    run.done(Step::ZeroRanges);
+
     let mut progress = Progress::new("copying", plan.image_data_bytes, options.progress);
     let copied = sparse::copy_extents(&image, image_path, mapping, target, &mut |n| {
         progress.advance(n)
@@ -492,6 +511,7 @@ fn write_image(
     run.done(Step::CopyImage);
     Ok(WrittenBytes {
         zeroed: zeroed.bytes_zeroed,
+        read_ahead_margins: total.saturating_sub(margin::total(&margin::merge(plan_ranges))),
         ext4_metadata: copied.bytes_copied,
         ..WrittenBytes::default()
     })
