@@ -6,7 +6,8 @@
 # (static libext2fs.a, libcom_err.a).
 # Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
-# oracles inside the guest. The product itself needs none of the test tools.
+# oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
+# Debian always has). The product itself needs none of the test tools.
 set -euo pipefail
 
 PACKAGES=(

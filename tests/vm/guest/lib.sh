@@ -1,0 +1,215 @@
+# Shared guest helpers: verdicts, kernel-log check, the parallel ext4 stress, the LUKS2 oracle format.
+# Sourced by the scenario scripts (busybox sh). Scenario scripts must end with `pass` or `fail`.
+
+SCENARIO=${1:-unknown}
+
+# Kernel log lines that mean a block was read that was never written through the mapping (or worse).
+KMSG_BAD='AEAD ERROR|I/O error|EXT4-fs error|unable to read'
+
+log() {
+    echo "[$(cut -d' ' -f1 /proc/uptime)] $*"
+}
+
+pass() {
+    : >/run/verdict
+    echo "SCRATCHCRYPT-VM: PASS $SCENARIO"
+    exit 0
+}
+
+fail() {
+    : >/run/verdict
+    echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"
+    exit 1
+}
+
+# Start watching the kernel log: everything logged after this call is checked by kmsg_errors.
+kmsg_start() {
+    dmesg -c >/dev/null
+    echo "scratchcrypt-vm: kernel log check starts for $SCENARIO" >/dev/kmsg
+}
+
+# Print the bad kernel-log lines since kmsg_start (nothing when clean).
+kmsg_errors() {
+    dmesg | grep -E "$KMSG_BAD"
+}
+
+# Fail the scenario when the kernel logged any bad line; show the first ones.
+kmsg_require_clean() {
+    bad=$(kmsg_errors | wc -l)
+    if [ "$bad" -ne 0 ]; then
+        kmsg_errors | head -n 15
+        fail "$bad kernel log lines match '$KMSG_BAD' ($1)"
+    fi
+    log "kernel log clean ($1)"
+}
+
+KEYFILE=/run/oracle.key
+
+# The original's format, through the cryptsetup oracle: LUKS2, aes-xts-plain64 + hmac-sha256,
+# 4096-byte sectors, PBKDF2 with 1000 iterations. Extra options (e.g. --integrity-no-wipe) are passed on.
+oracle_format() { # DEV [cryptsetup options...]
+    dev=$1
+    shift
+    [ -e "$KEYFILE" ] || head -c 64 /dev/urandom >"$KEYFILE"
+    cryptsetup luksFormat --batch-mode --disable-locks --disable-external-tokens --type luks2 \
+        --cipher aes-xts-plain64 --key-size 512 --integrity hmac-sha256 \
+        --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --sector-size 4096 \
+        --key-file "$KEYFILE" "$@" "$dev"
+}
+
+oracle_open() { # DEV NAME [cryptsetup options...]
+    dev=$1
+    nm=$2
+    shift 2
+    cryptsetup open --type luks2 --disable-locks --disable-external-tokens --key-file "$KEYFILE" \
+        "$@" "$dev" "$nm"
+}
+
+# Require that no device-mapper mapping is left.
+require_no_mapping() {
+    left=$(dmsetup ls 2>&1)
+    case $left in
+    *"No devices found"*) log "no mapping left" ;;
+    *) fail "mappings left after cleanup: $left" ;;
+    esac
+}
+
+# Copy only the data extents of SRC onto DST, skipping holes, the way the original did.
+# STAND-IN: GNU dd conv=sparse skips every all-zero 4 KiB block, so it also skips zero blocks that mkfs
+# did write (a superset of the holes); it will be replaced by `scratchcrypt copy-extents "$1" "$2"`
+# (SEEK_DATA/SEEK_HOLE) once that subcommand exists.
+copy_data_extents() { gdd if="$1" of="$2" bs=4096 conv=sparse,fsync status=none; }
+
+# --- the parallel ext4 stress -------------------------------------------------------------------
+
+STRESS_WRITERS=4        # parallel writers per wave
+STRESS_DIRS=25          # directories per writer (4 x 25 = 100 directories)
+STRESS_FILES1=100       # files per directory in wave 1 (100 x 100 = 10,000 files)
+STRESS_FILES2=40        # files per directory in wave 2 (4,000 more files in the same directories)
+STRESS_BIG_MIB=32       # size of the checksummed big file
+STRESS_REASON=""
+
+# The content of one small file, set in LINE: unique, so a misplaced or stale block is noticed.
+# (A variable, not $(...): command substitution forks, which is slow under emulation.)
+stress_line() { # WRITER DIR WAVE FILE
+    # Short: busybox `read` fetches one byte per system call, so verification cost grows with length.
+    LINE="w$1 d$2 $3$4"
+}
+
+# One writer of one wave; prints at most 5 failures and exits 1 when anything failed.
+stress_writer() { # MNT WRITER WAVE FILES
+    mnt=$1 w=$2 wave=$3 files=$4 bad=0 d=0
+    while [ $d -lt $STRESS_DIRS ]; do
+        dir=$mnt/stress/w$w-d$d
+        mkdir -p "$dir" 2>/dev/null || { bad=$((bad + 1)); d=$((d + 1)); continue; }
+        f=0
+        while [ $f -lt "$files" ]; do
+            stress_line "$w" "$d" "$wave" "$f"
+            if ! echo "$LINE" 2>/dev/null >"$dir/$wave-$f"; then
+                bad=$((bad + 1))
+                [ $bad -le 5 ] && echo "stress: writer $w cannot write $dir/$wave-$f"
+            fi
+            f=$((f + 1))
+        done
+        d=$((d + 1))
+    done
+    [ $bad -eq 0 ]
+}
+
+stress_wave() { # MNT WAVE FILES
+    pids="" w=0
+    while [ $w -lt $STRESS_WRITERS ]; do
+        stress_writer "$1" "$w" "$2" "$3" &
+        pids="$pids $!"
+        w=$((w + 1))
+    done
+    ok=0
+    for p in $pids; do wait "$p" || ok=1; done
+    return $ok
+}
+
+# Verify every file of one wave (all writers in parallel); prints at most 5 mismatches per writer.
+stress_verify_writer() { # MNT WRITER WAVE FILES
+    mnt=$1 w=$2 wave=$3 files=$4 bad=0 d=0
+    while [ $d -lt $STRESS_DIRS ]; do
+        f=0
+        while [ $f -lt "$files" ]; do
+            stress_line "$w" "$d" "$wave" "$f"
+            want=$LINE
+            got=""
+            read -r got 2>/dev/null <"$mnt/stress/w$w-d$d/$wave-$f"
+            if [ "$got" != "$want" ]; then
+                bad=$((bad + 1))
+                [ $bad -le 5 ] && echo "stress: bad content in w$w-d$d/$wave-$f: '$got'"
+            fi
+            f=$((f + 1))
+        done
+        d=$((d + 1))
+    done
+    [ $bad -eq 0 ]
+}
+
+stress_verify() { # MNT WAVE FILES
+    pids="" w=0
+    while [ $w -lt $STRESS_WRITERS ]; do
+        stress_verify_writer "$1" "$w" "$2" "$3" &
+        pids="$pids $!"
+        w=$((w + 1))
+    done
+    ok=0
+    for p in $pids; do wait "$p" || ok=1; done
+    return $ok
+}
+
+drop_caches() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# The whole stress on an ext4 device: two parallel waves with a cache drop between them, a big
+# checksummed file, umount, e2fsck -fn, remount, verify everything, umount, kernel-log check.
+# Returns 0 when everything held, else 1 with the first reason in STRESS_REASON.
+# The caller must have called kmsg_start before preparing the device.
+stress_run() { # DEV MNT
+    dev=$1 mnt=$2
+    STRESS_REASON=""
+    mkdir -p "$mnt"
+    # Always an explicit type: nothing may probe the device.
+    mount -t ext4 "$dev" "$mnt" || { STRESS_REASON="first mount failed"; return 1; }
+    log "stress: wave 1 ($STRESS_WRITERS writers, $((STRESS_WRITERS * STRESS_DIRS)) dirs, $((STRESS_WRITERS * STRESS_DIRS * STRESS_FILES1)) files)"
+    stress_wave "$mnt" a $STRESS_FILES1 || STRESS_REASON="wave 1 writes failed"
+    drop_caches
+    log "stress: caches dropped, verifying wave 1"
+    stress_verify "$mnt" a $STRESS_FILES1 || STRESS_REASON=${STRESS_REASON:-"wave 1 content wrong after drop_caches"}
+    log "stress: wave 2 ($((STRESS_WRITERS * STRESS_DIRS * STRESS_FILES2)) files)"
+    stress_wave "$mnt" b $STRESS_FILES2 || STRESS_REASON=${STRESS_REASON:-"wave 2 writes failed"}
+    log "stress: ${STRESS_BIG_MIB} MiB file"
+    if dd if=/dev/urandom of="$mnt/big" bs=1048576 count=$STRESS_BIG_MIB 2>/dev/null; then
+        sha256sum "$mnt/big" | cut -d' ' -f1 >/run/big.sha256
+    else
+        STRESS_REASON=${STRESS_REASON:-"writing the big file failed"}
+    fi
+    sync
+    umount "$mnt" || { STRESS_REASON=${STRESS_REASON:-"umount failed"}; return 1; }
+    log "stress: e2fsck -fn"
+    if ! e2fsck -fn "$dev" >/run/e2fsck.out 2>&1; then
+        tail -n 15 /run/e2fsck.out
+        STRESS_REASON=${STRESS_REASON:-"e2fsck -fn found problems"}
+    fi
+    mount -t ext4 "$dev" "$mnt" || { STRESS_REASON=${STRESS_REASON:-"remount failed"}; return 1; }
+    log "stress: verifying every file after remount"
+    stress_verify "$mnt" a $STRESS_FILES1 || STRESS_REASON=${STRESS_REASON:-"wave 1 content wrong after remount"}
+    stress_verify "$mnt" b $STRESS_FILES2 || STRESS_REASON=${STRESS_REASON:-"wave 2 content wrong after remount"}
+    sum=$(sha256sum "$mnt/big" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$sum" ] && [ "$sum" = "$(cat /run/big.sha256 2>/dev/null)" ] ||
+        STRESS_REASON=${STRESS_REASON:-"big file checksum mismatch after remount"}
+    umount "$mnt" || STRESS_REASON=${STRESS_REASON:-"final umount failed"}
+    bad=$(kmsg_errors | wc -l)
+    if [ "$bad" -ne 0 ]; then
+        kmsg_errors | head -n 15
+        STRESS_REASON=${STRESS_REASON:-"$bad kernel log lines match '$KMSG_BAD'"}
+        STRESS_REASON="$STRESS_REASON; $bad bad kernel log lines"
+    fi
+    log "stress: done${STRESS_REASON:+ with failures: $STRESS_REASON}"
+    [ -z "$STRESS_REASON" ]
+}

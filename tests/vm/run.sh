@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Boot one qemu TCG guest that runs one scenario script against a sparse raw test disk.
+#
+# Why: neither this machine's kernel nor CI's has device-mapper, so everything that needs dm-crypt or
+# dm-integrity runs inside Debian's own kernel under pure emulation (nested KVM hangs here). The guest is
+# a busybox initramfs built per run; only the kernel and its modules are cached (see assets.sh).
+#
+# Usage:
+#   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
+#          [--file PATH]... [--workdir DIR] [--keep]
+#
+#   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
+#                it may `. /guest/lib.sh` (tests/vm/guest/lib.sh: stress, kernel-log check, verdicts)
+#   --binary     scratchcrypt binary to put at /usr/local/bin/scratchcrypt (with its shared libraries)
+#   --disk-size  size of the sparse raw disk attached as /dev/vda (default 1G; truncate syntax)
+#   --name       scenario label passed to the script (default: script name without .sh)
+#   --timeout    seconds before qemu is killed (default 600)
+#   --file       extra host file copied into the guest at /guest/<basename> (repeatable)
+#   --workdir    where the initramfs, disk and console log go (default: a fresh temp dir, removed at
+#                the end unless --keep)
+#
+# The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
+# `SCRATCHCRYPT-VM: FAIL <label>: <reason>` and powers off. Exit status: 0 when a PASS verdict and no
+# FAIL verdict was seen, 1 on a FAIL verdict, 2 when the guest gave no verdict (crash, timeout), 3 on a
+# harness error. Timeouts kill qemu.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+script="" binary="" disk_size=1G name="" timeout=600 workdir="" keep=0
+extra=()
+while (($#)); do
+    case $1 in
+    --script) script=$2; shift 2 ;;
+    --binary) binary=$2; shift 2 ;;
+    --disk-size) disk_size=$2; shift 2 ;;
+    --name) name=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --file) extra+=("$2"); shift 2 ;;
+    --workdir) workdir=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "vm: unknown argument $1" >&2; exit 3 ;;
+    esac
+done
+[[ -n $script && -f $script ]] || { echo "vm: --script FILE is required" >&2; exit 3; }
+[[ -z $binary || -x $binary ]] || { echo "vm: --binary $binary is not executable" >&2; exit 3; }
+[[ -n $name ]] || name=$(basename "$script" .sh)
+
+# Host tools: install the missing ones through the project's only install path.
+for tool in qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "vm: $tool missing, running scripts/deps.sh" >&2
+        bash "$repo/scripts/deps.sh" >&2
+        break
+    fi
+done
+busybox_bin=/bin/busybox # from busybox-static: it must not need shared libraries in the guest
+[[ -x $busybox_bin ]] || { echo "vm: $busybox_bin missing (package busybox-static)" >&2; exit 3; }
+
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+kdir=$(bash "$here/assets.sh" "$target_dir/vm") || { echo "vm: asset download failed" >&2; exit 3; }
+kver=$(cat "$kdir/kver")
+
+if [[ -z $workdir ]]; then
+    workdir=$(mktemp -d "${TMPDIR:-/tmp}/scratchcrypt-vm.XXXXXX")
+    [[ $keep == 1 ]] || trap 'rm -rf "$workdir"' EXIT
+else
+    mkdir -p "$workdir"
+fi
+root=$workdir/initramfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,lib/modules,proc,sys,dev,run,tmp,mnt,guest,etc}
+
+# busybox: the binary goes to /bin/busybox; never create an applet link named busybox (it would
+# replace the binary by a link to itself).
+cp "$busybox_bin" "$root/bin/busybox"
+for applet in $("$busybox_bin" --list); do
+    [[ $applet == busybox ]] && continue
+    [[ -e $root/bin/$applet ]] || ln -s busybox "$root/bin/$applet"
+done
+
+# Copy a dynamically linked host program and the shared libraries ldd reports.
+copy_with_libs() { # SRC DEST_IN_ROOT
+    local src=$1 dst=$2 lib
+    mkdir -p "$root$(dirname "$dst")"
+    cp -L "$src" "$root$dst"
+    for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*'); do
+        [[ -e $root$lib ]] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+# Oracles for the tests only (the product must not need them). GNU dd is there for conv=sparse,
+# which busybox dd lacks.
+for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup; do
+    p=$(command -v "$tool") || { echo "vm: host tool $tool missing" >&2; exit 3; }
+    copy_with_libs "$p" "/usr/sbin/$tool"
+done
+ln -s mke2fs "$root/usr/sbin/mkfs.ext4"
+copy_with_libs "$(command -v dd)" /usr/bin/gdd
+cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
+# glibc loads libgcc_s on thread cancellation; libcryptsetup uses threads.
+for lib in /lib/x86_64-linux-gnu/libgcc_s.so.1; do
+    [[ -e $lib && ! -e $root$lib ]] && cp -L "$lib" "$root$lib"
+done
+if [[ -n $binary ]]; then
+    copy_with_libs "$binary" /usr/local/bin/scratchcrypt
+fi
+
+# Kernel modules, in dependency order, loaded by /init with insmod.
+modules=(virtio_pci virtio_blk loop dm-crypt dm-integrity ext4 xts authenc crc32c_generic hmac
+    sha256_generic sha256_ssse3 aesni_intel algif_skcipher algif_hash)
+: >"$root/guest/modules"
+for m in "${modules[@]}"; do
+    modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+    cp "$ko" "$root/lib/modules/"
+    echo "/lib/modules/$(basename "$ko")" >>"$root/guest/modules"
+done
+
+cp "$here/guest/init" "$root/init"
+chmod +x "$root/init"
+cp "$here/guest/lib.sh" "$root/guest/lib.sh"
+cp "$script" "$root/guest/scenario.sh"
+echo "$name" >"$root/guest/name"
+for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done
+
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$workdir/initramfs.cpio"
+
+disk=$workdir/disk.img
+rm -f "$disk"
+truncate -s "$disk_size" "$disk"
+
+console=$workdir/console.log
+echo "vm: booting $kver, scenario $name, disk $disk_size, timeout ${timeout}s" >&2
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+    -accel tcg,thread=multi -cpu max -m 2048 -smp 2 -nographic -no-reboot \
+    -kernel "$kdir/vmlinuz" -initrd "$workdir/initramfs.cpio" \
+    -append "console=ttyS0 panic=-1 loglevel=1 rdinit=/init" \
+    -drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
+    </dev/null 2>&1 | tee "$console"
+qrc=${PIPESTATUS[0]}
+set -e
+end=$(date +%s)
+echo "vm: qemu exited with status $qrc after $((end - start))s" >&2
+
+if ((qrc == 124 || qrc == 137)); then
+    echo "vm: TIMEOUT after ${timeout}s, qemu killed" >&2
+fi
+if grep -q "^SCRATCHCRYPT-VM: FAIL " "$console"; then
+    exit 1
+elif grep -q "^SCRATCHCRYPT-VM: PASS " "$console"; then
+    exit 0
+else
+    echo "vm: the guest gave no verdict; last console lines:" >&2
+    tail -n 30 "$console" >&2
+    exit 2
+fi
