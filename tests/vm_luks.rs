@@ -4,20 +4,15 @@
 //! (tests/vm/guest/luks_*.sh). The host kernel has no device-mapper, so this is the only place
 //! the real format, tables, keyring and removal run.
 //!
-//! The guest is booted by the project's shared harness `tests/vm/run.sh` when it is present
-//! (`$SCRATCHCRYPT_VM_RUN` overrides the path), otherwise by this module's own
-//! `tests/vm/luks_runner.sh`. Both run the same scripts, which print the harness's verdict
-//! line `SCRATCHCRYPT-VM: PASS <label>`.
-//!
-//! Outside CI a missing qemu skips with a message; with `CI=true` it fails.
+//! Each guest boots through the shared harness (`tests/vm/run.sh`, via `tests/vmharness`), which
+//! installs the example as `/usr/local/bin/scratchcrypt`. Outside CI a missing qemu skips with a
+//! message; with `CI=true` it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
-/// One guest at a time: two cores are shared with the rest of the test suite.
-static VM: Mutex<()> = Mutex::new(());
+mod vmharness;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,102 +35,65 @@ fn example_binary() -> PathBuf {
     target.join("debug/examples/luks_activate")
 }
 
-/// Run `guest` in the VM with a disk of `size`; return its output, or None when the VM cannot
-/// run here and we are not in CI.
-fn run_guest(guest: &str, size: &str) -> Option<String> {
-    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
-    let have_qemu = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_qemu {
-        assert!(
-            std::env::var("CI").is_err(),
-            "qemu-system-x86_64 missing in CI"
-        );
-        eprintln!("skipping: qemu-system-x86_64 is not installed");
-        return None;
+/// Boot `guest` with the luks_activate example on a disk of `size` and assert PASS.
+fn run_guest(test: &str, guest: &str, size: &str) {
+    if !vmharness::vm_possible(test) {
+        return;
     }
-    let bin = example_binary();
-    let script = root().join("tests/vm/guest").join(guest);
-    let harness = std::env::var_os("SCRATCHCRYPT_VM_RUN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("tests/vm/run.sh"));
-    let mut cmd = Command::new("bash");
-    if harness.is_file() {
-        cmd.arg(&harness)
-            .arg("--script")
-            .arg(&script)
-            .arg("--binary")
-            .arg(&bin)
-            .args(["--disk-size", size, "--name", guest.trim_end_matches(".sh")]);
-    } else {
-        cmd.arg(root().join("tests/vm/luks_runner.sh"))
-            .arg(&bin)
-            .arg(&script)
-            .arg(size);
-    }
-    let out = cmd.output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    println!("{text}");
-    assert!(out.status.success(), "VM run failed for {guest}:\n{text}");
-    Some(text)
-}
-
-fn assert_pass(text: &str, guest: &str) {
-    assert!(
-        text.contains("SCRATCHCRYPT-VM: PASS"),
-        "{guest} did not pass:\n{text}"
-    );
-    assert!(!text.contains("SCRATCHCRYPT-VM: FAIL"), "{guest}:\n{text}");
+    let label = guest.trim_end_matches(".sh");
+    vmharness::run_scenario(test, guest, label, size, &example_binary());
 }
 
 /// Format + activate; luksDump shows LUKS2, no keyslot, hmac(sha256), 4096-byte sectors and the
 /// no-journal flag; cryptsetup status sees both layers; cryptsetup close removes them.
 #[test]
 fn vm_luks_format_and_activate() {
-    let guest = "luks_format_activate.sh";
-    if let Some(t) = run_guest(guest, "256M") {
-        assert_pass(&t, guest);
-    }
+    run_guest(
+        "vm_luks_format_and_activate",
+        "luks_format_activate.sh",
+        "256M",
+    );
 }
 
 /// The tables we load equal, names and key aside, those `cryptsetup open` loads.
 #[test]
 fn vm_luks_tables_equal_cryptsetups() {
-    let guest = "luks_tables_equal.sh";
-    if let Some(t) = run_guest(guest, "256M") {
-        assert_pass(&t, guest);
-    }
+    run_guest(
+        "vm_luks_tables_equal_cryptsetups",
+        "luks_tables_equal.sh",
+        "256M",
+    );
 }
 
 /// Data written through our mapping reads back identical through cryptsetup's; busy, taken,
 /// missing, nonexistent, non-block and held devices fail with the right exit status.
 #[test]
 fn vm_luks_data_survives_reopen_and_bad_input_is_refused() {
-    let guest = "luks_reopen_data.sh";
-    if let Some(t) = run_guest(guest, "256M") {
-        assert_pass(&t, guest);
-    }
+    run_guest(
+        "vm_luks_data_survives_reopen_and_bad_input_is_refused",
+        "luks_reopen_data.sh",
+        "256M",
+    );
 }
 
 /// Without dm-integrity, then without dm-crypt, the error names the missing target.
 #[test]
 fn vm_luks_missing_targets_are_named() {
-    let guest = "luks_missing_targets.sh";
-    if let Some(t) = run_guest(guest, "256M") {
-        assert_pass(&t, guest);
-    }
+    run_guest(
+        "vm_luks_missing_targets_are_named",
+        "luks_missing_targets.sh",
+        "256M",
+    );
 }
 
 /// A device below the minimum size is refused before anything is written.
 #[test]
 fn vm_luks_too_small_device_is_refused() {
-    let guest = "luks_too_small.sh";
-    if let Some(t) = run_guest(guest, "8M") {
-        assert_pass(&t, guest);
-    }
+    run_guest(
+        "vm_luks_too_small_device_is_refused",
+        "luks_too_small.sh",
+        "8M",
+    );
 }
 
 /// The guest scripts exist where the tests expect them (a renamed script must fail loudly).

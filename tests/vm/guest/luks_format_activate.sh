@@ -2,14 +2,8 @@
 # check the header with `cryptsetup luksDump` and both layers with `cryptsetup status`/dmsetup.
 # Needs: luks_activate, cryptsetup, dmsetup in PATH; the test disk as /dev/vda.
 # Verdict: `SCRATCHCRYPT-VM: PASS <label>` or `SCRATCHCRYPT-VM: FAIL <label>: <what>`.
-if [ -f /guest/lib.sh ]; then
-    . /guest/lib.sh   # the shared harness's verdict helpers
-else
-    SCENARIO=${1:-$(basename "$0" .sh)}
-    pass() { echo "SCRATCHCRYPT-VM: PASS $SCENARIO"; exit 0; }
-    fail() { echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"; exit 1; }
-fi
-# The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
+. /guest/lib.sh
+# The luks_activate example, installed by the harness as /usr/local/bin/scratchcrypt.
 LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
 dmesg -c >/dev/null

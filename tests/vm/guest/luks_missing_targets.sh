@@ -1,14 +1,8 @@
 # Guest script: a kernel without dm-integrity, then without dm-crypt. The modules are unloaded
 # and module autoloading is disabled, so table loads for those targets fail; the errors must
 # name the missing target (exit status 5, "unsupported") and leave no mapping behind.
-if [ -f /guest/lib.sh ]; then
-    . /guest/lib.sh   # the shared harness's verdict helpers
-else
-    SCENARIO=${1:-$(basename "$0" .sh)}
-    pass() { echo "SCRATCHCRYPT-VM: PASS $SCENARIO"; exit 0; }
-    fail() { echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"; exit 1; }
-fi
-# The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
+. /guest/lib.sh
+# The luks_activate example, installed by the harness as /usr/local/bin/scratchcrypt.
 LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
 echo /nonexistent-modprobe > /proc/sys/kernel/modprobe

@@ -2,14 +2,8 @@
 # reopen with cryptsetup and the same volume key (exported only for this test), read it back.
 # Also checks the failure modes that need a live device-mapper: name in use, busy removal,
 # removal of a missing name, nonexistent and non-block sources.
-if [ -f /guest/lib.sh ]; then
-    . /guest/lib.sh   # the shared harness's verdict helpers
-else
-    SCENARIO=${1:-$(basename "$0" .sh)}
-    pass() { echo "SCRATCHCRYPT-VM: PASS $SCENARIO"; exit 0; }
-    fail() { echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"; exit 1; }
-fi
-# The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
+. /guest/lib.sh
+# The luks_activate example, installed by the harness as /usr/local/bin/scratchcrypt.
 LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
 "$LA" open "$DEV" scratch /tmp/vk || fail "luks_activate open"

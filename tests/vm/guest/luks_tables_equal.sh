@@ -1,13 +1,7 @@
 # Guest script: the tables scratchcrypt loads equal (names and key aside) those that
 # `cryptsetup open --volume-key-file` loads for the same header.
-if [ -f /guest/lib.sh ]; then
-    . /guest/lib.sh   # the shared harness's verdict helpers
-else
-    SCENARIO=${1:-$(basename "$0" .sh)}
-    pass() { echo "SCRATCHCRYPT-VM: PASS $SCENARIO"; exit 0; }
-    fail() { echo "SCRATCHCRYPT-VM: FAIL $SCENARIO: $*"; exit 1; }
-fi
-# The luks_activate example (the shared harness installs it as /usr/local/bin/scratchcrypt).
+. /guest/lib.sh
+# The luks_activate example, installed by the harness as /usr/local/bin/scratchcrypt.
 LA=$(command -v luks_activate || command -v scratchcrypt) || fail "luks_activate not found"
 DEV=${DEV:-/dev/vda}
 # Normalise: drop the name, replace the dif device number and the key field.

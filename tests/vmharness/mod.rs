@@ -1,0 +1,76 @@
+//! The Rust side of the qemu harness, shared by the VM test binaries: boot one guest through
+//! `tests/vm/run.sh` and assert its verdict line.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One guest at a time: each uses two emulated CPUs on a two-core host.
+static VM_LOCK: Mutex<()> = Mutex::new(());
+
+/// Per-boot limit; the harness kills qemu after it.
+const TIMEOUT_SECS: u64 = 420;
+
+fn vm_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm")
+}
+
+/// Whether the harness can run here; outside CI a missing capability skips with a message.
+pub fn vm_possible(test: &str) -> bool {
+    let have_qemu = Command::new("sh")
+        .args(["-c", "command -v qemu-system-x86_64"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    // As root the harness installs what is missing through scripts/deps.sh.
+    let root = nix::unistd::Uid::effective().is_root();
+    if have_qemu || root {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: qemu-system-x86_64 is missing and we are not root, in CI");
+    }
+    eprintln!("{test}: SKIPPED: qemu-system-x86_64 missing and not root (cannot install it)");
+    false
+}
+
+/// Boot one guest running `script` on a sparse disk of `disk_size`; assert a PASS verdict for `label`.
+pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, binary: &Path) {
+    if !vm_possible(test) {
+        return;
+    }
+    let _guard = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let dir = vm_dir();
+    let out = Command::new("bash")
+        .arg(dir.join("run.sh"))
+        .arg("--script")
+        .arg(dir.join("guest").join(script))
+        .arg("--binary")
+        .arg(binary)
+        .args(["--disk-size", disk_size, "--name", label])
+        .args(["--timeout", &TIMEOUT_SECS.to_string()])
+        .output()
+        .expect("cannot run tests/vm/run.sh");
+    let secs = started.elapsed().as_secs_f64();
+    let console = String::from_utf8_lossy(&out.stdout);
+    let harness = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{test}: VM scenario {label} took {secs:.1} s");
+
+    let pass = format!("SCRATCHCRYPT-VM: PASS {label}");
+    let fail = format!("SCRATCHCRYPT-VM: FAIL {label}");
+    let lines: Vec<&str> = console.lines().collect();
+    let passed = lines.iter().any(|l| l.trim_end() == pass);
+    let failed = lines.iter().find(|l| l.starts_with(&fail));
+    if !passed || failed.is_some() || !out.status.success() {
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        let verdict = failed.map_or("no verdict (guest crashed or timed out)", |l| l);
+        panic!(
+            "{test}: VM scenario {label} failed after {secs:.1} s: {verdict}\n\
+             harness exit: {}\n--- harness ---\n{harness}\n--- console (last 60 lines) ---\n{tail}",
+            out.status
+        );
+    }
+}
