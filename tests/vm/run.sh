@@ -13,6 +13,7 @@
 #                it may `. /guest/lib.sh` (tests/vm/guest/lib.sh: stress, kernel-log check, verdicts)
 #   --binary     scratchcrypt binary to put at /usr/local/bin/scratchcrypt (with its shared libraries)
 #   --disk-size  size of the sparse raw disk attached as /dev/vda (default 1G; truncate syntax)
+#   --disks      how many such fresh disks to attach (/dev/vda, /dev/vdb, ...; default 1)
 #   --name       scenario label passed to the script (default: script name without .sh)
 #   --timeout    seconds before qemu is killed (default 600)
 #   --file       extra host file copied into the guest at /guest/<basename> (repeatable)
@@ -28,13 +29,14 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-script="" binary="" disk_size=1G name="" timeout=600 workdir="" keep=0
+script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0
 extra=()
 while (($#)); do
     case $1 in
     --script) script=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --disk-size) disk_size=$2; shift 2 ;;
+    --disks) disks=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --file) extra+=("$2"); shift 2 ;;
@@ -129,19 +131,23 @@ for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$workdir/initramfs.cpio"
 
-disk=$workdir/disk.img
-rm -f "$disk"
-truncate -s "$disk_size" "$disk"
+drives=()
+for ((i = 0; i < disks; i++)); do
+    disk=$workdir/disk$i.img
+    rm -f "$disk"
+    truncate -s "$disk_size" "$disk"
+    drives+=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
+done
 
 console=$workdir/console.log
-echo "vm: booting $kver, scenario $name, disk $disk_size, timeout ${timeout}s" >&2
+echo "vm: booting $kver, scenario $name, $disks disk(s) of $disk_size, timeout ${timeout}s" >&2
 start=$(date +%s)
 set +e
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m 2048 -smp 2 -nographic -no-reboot \
     -kernel "$kdir/vmlinuz" -initrd "$workdir/initramfs.cpio" \
     -append "console=ttyS0 panic=-1 loglevel=1 rdinit=/init" \
-    -drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
+    "${drives[@]}" \
     </dev/null 2>&1 | tee "$console"
 qrc=${PIPESTATUS[0]}
 set -e
