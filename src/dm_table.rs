@@ -140,6 +140,21 @@ pub fn parse_integrity_superblock(buf: &[u8]) -> Result<IntegritySuperblock, Sup
 }
 
 impl IntegritySuperblock {
+    /// Size in bytes of the integrity journal this superblock describes, computed as
+    /// `drivers/md/dm-integrity.c` lays it out: a journal entry holds the sector number (8
+    /// bytes), one 8-byte commit id per 512-byte sector of the block and the tag, rounded up to
+    /// 8 bytes; a 512-byte journal sector carries 504 bytes of entries; a section is 8 such
+    /// sectors of entries plus their data blocks.
+    pub fn journal_bytes(&self) -> u64 {
+        const JOURNAL_BLOCK_SECTORS: u64 = 8;
+        const JOURNAL_SECTOR_DATA: u64 = 512 - 8;
+        let sectors_per_block = 1u64 << self.log2_sectors_per_block.min(16);
+        let entry = (8 + 8 * sectors_per_block + u64::from(self.tag_size)).div_ceil(8) * 8;
+        let section_entries = JOURNAL_SECTOR_DATA / entry * JOURNAL_BLOCK_SECTORS;
+        let section_sectors = section_entries * sectors_per_block + JOURNAL_BLOCK_SECTORS;
+        u64::from(self.journal_sections) * section_sectors * 512
+    }
+
     /// The superblock's first 512 bytes as the kernel lays them out (for mocks and tests that
     /// need a formatted-looking device without a kernel).
     pub fn encode(&self) -> [u8; SUPERBLOCK_READ] {

@@ -187,3 +187,25 @@ fn inconsistent_inputs_are_refused() {
     p.integrity = "aead".to_owned();
     assert!(capi_cipher_spec(&p).is_err());
 }
+
+/// The journal size follows the kernel's layout: with 4 KiB blocks and 32-byte tags a section
+/// is 264 sectors, so the 62 sections of a 1 GiB format give the `journal_sectors:16368` that
+/// `dmsetup table` showed for it in the VM.
+#[test]
+fn journal_bytes_match_the_kernels_layout() {
+    let sb = IntegritySuperblock {
+        version: 5,
+        log2_interleave_sectors: 15,
+        tag_size: 32,
+        journal_sections: 62,
+        provided_data_sectors: 2_062_600,
+        flags: 0,
+        log2_sectors_per_block: 3,
+    };
+    assert_eq!(sb.journal_bytes(), 16_368 * 512);
+    let none = IntegritySuperblock {
+        journal_sections: 0,
+        ..sb
+    };
+    assert_eq!(none.journal_bytes(), 0);
+}

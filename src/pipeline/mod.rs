@@ -520,13 +520,9 @@ fn write_image(
 /// The dm-integrity superblock plus its journal, as the kernel wrote them during format.
 /// Zero if the superblock cannot be read (the number is informational).
 fn integrity_metadata_bytes(source: &Path, data_offset_sectors: u64) -> u64 {
-    /// A journal section is `JOURNAL_SECTION_SECTORS`... in `dm-integrity.c` it is
-    /// `journal_section_entries` data blocks plus its metadata sectors; with 4 KiB blocks and
-    /// 32-byte tags one section is 8 metadata + 120 × 8 data sectors = 484 KiB (rounded to
-    /// the kernel's layout of 968 sectors).
-    const SECTION_BYTES: u64 = 968 * 512;
     match crate::dm_table::read_integrity_superblock(source, data_offset_sectors) {
-        Ok(sb) => 4096 + u64::from(sb.journal_sections) * SECTION_BYTES,
+        // The superblock occupies the first 4 KiB block; the journal follows it.
+        Ok(sb) => 4096 + sb.journal_bytes(),
         Err(_) => 0,
     }
 }
