@@ -58,7 +58,8 @@ struct EncryptArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     wait_timeout: f64,
     /// Where to create the private temp dir for the image (default: $TMPDIR or /tmp). Its
-    /// file system must report holes (tmpfs, ext4, xfs; not ramfs).
+    /// file system must report holes (tmpfs, ext4, xfs; not ramfs). Without this option, a
+    /// default location that cannot hold the image gets a private tmpfs mounted instead.
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
     /// Mount the new file system here (mount(2), type ext4).
@@ -170,6 +171,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .unwrap_or_else(|| scratchcrypt::name::default_mapping_name(&a.device));
             let options = EncryptOptions {
                 wait_timeout: Duration::from_secs_f64(a.wait_timeout.max(0.0)),
+                tmpfs_fallback: a.temp_dir.is_none(),
                 temp_dir: a.temp_dir,
                 format: a.format.to_options(),
                 progress: !a.json,

@@ -52,6 +52,9 @@ pub trait BlockDevices {
     fn mount(&self, device: &Path, request: &MountRequest) -> Result<()>;
     /// Unmount `dir`.
     fn unmount(&self, dir: &Path) -> Result<()>;
+    /// Mount a private tmpfs (mode 0700) on `dir`, for the temp image when the default temp dir
+    /// cannot hold it.
+    fn mount_private_tmpfs(&self, dir: &Path) -> Result<()>;
 }
 
 /// The real block devices of this machine.
@@ -182,6 +185,10 @@ impl BlockDevices for SystemDevices {
     fn unmount(&self, dir: &Path) -> Result<()> {
         nix::mount::umount2(dir, nix::mount::MntFlags::empty())
             .map_err(|e| io_err("unmount", dir)(e.into()))
+    }
+
+    fn mount_private_tmpfs(&self, dir: &Path) -> Result<()> {
+        mount::mount_private_tmpfs(dir)
     }
 }
 

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::dm::{self, Activation, DeviceMapper, RealDm};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::format::{self, FormatOptions};
 use crate::luks::{Libcryptsetup, LuksFormatter, VolumeKey};
 use crate::name::MappingName;
@@ -113,6 +113,10 @@ pub struct EncryptOptions {
     pub wait_timeout: Duration,
     /// Parent of the private temp dir (default: `$TMPDIR`, else `/tmp`).
     pub temp_dir: Option<PathBuf>,
+    /// When the temp dir's file system cannot hold the image (it does not report holes, as
+    /// ramfs, or limits the file size), mount a private tmpfs on the private dir instead of
+    /// failing. The command line turns this off when `--temp-dir` is given.
+    pub tmpfs_fallback: bool,
     /// File-system options.
     pub format: FormatOptions,
     /// Show live progress on stderr when it is a terminal.
@@ -126,6 +130,7 @@ impl Default for EncryptOptions {
         EncryptOptions {
             wait_timeout: Duration::from_secs(5),
             temp_dir: None,
+            tmpfs_fallback: true,
             format: FormatOptions::default(),
             progress: false,
             mount: None,
@@ -271,6 +276,7 @@ fn at(step: Step, device: &Path, err: Error) -> Error {
 enum Undo {
     Mapping,
     TempDir(PathBuf),
+    TempMount(PathBuf),
     Mount(PathBuf),
 }
 
@@ -300,7 +306,7 @@ impl Run<'_, '_> {
         let mut failures = Vec::new();
         while let Some(undo) = self.undo.pop() {
             let result = match undo {
-                Undo::Mount(dir) => self
+                Undo::Mount(dir) | Undo::TempMount(dir) => self
                     .system
                     .devices
                     .unmount(&dir)
@@ -393,12 +399,7 @@ fn encrypt_steps(
         .map_err(|e| at(Step::OpenMapping, &activation.mapper_path, e))?;
     run.done(Step::OpenMapping);
 
-    let base = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let temp = devices::create_private_dir(&base).map_err(|e| at(Step::TempDir, &base, e))?;
-    run.undo.push(Undo::TempDir(temp.clone()));
-    let holes = sparse::check_holes_supported(&temp, activation.size_bytes)
-        .map_err(|e| at(Step::TempDir, &base, e.into()))?;
-    run.done(Step::TempDir);
+    let (temp, temp_fs) = prepare_temp_dir(run, options, activation.size_bytes)?;
 
     let image_path = temp.join("image.ext4");
     let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
@@ -407,6 +408,13 @@ fn encrypt_steps(
 
     let written = write_image(run, &mapping, &activation, &image_path, &plan, options)?;
 
+    if run.undo.iter().any(|u| matches!(u, Undo::TempMount(_))) {
+        system
+            .devices
+            .unmount(&temp)
+            .map_err(|e| at(Step::RemoveTempDir, &temp, e))?;
+        run.undo.retain(|u| !matches!(u, Undo::TempMount(_)));
+    }
     std::fs::remove_dir_all(&temp).map_err(|source| {
         at(
             Step::RemoveTempDir,
@@ -453,10 +461,51 @@ fn encrypt_steps(
         },
         image_data_bytes: plan.image_data_bytes,
         zero_ranges: plan.zero_ranges.len(),
-        temp_fs: holes.fs_type,
+        temp_fs,
         peak_rss_bytes: peak_rss_bytes(),
         mounted_at,
     })
+}
+
+/// Step 5: a private temp dir whose file system reports holes and can hold the image.
+///
+/// With [`EncryptOptions::tmpfs_fallback`], a location that cannot hold the image (ramfs, the
+/// classic initramfs root, reports the whole file as data; ext4 cannot hold a 16 TiB file) gets
+/// a private tmpfs mounted on the new directory, so the tool works from a minimal initramfs.
+/// Without it (a directory the user chose), the location is refused with the reason.
+fn prepare_temp_dir(
+    run: &mut Run<'_, '_>,
+    options: &EncryptOptions,
+    image_size: u64,
+) -> Result<(PathBuf, String)> {
+    let base = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp = devices::create_private_dir(&base).map_err(|e| at(Step::TempDir, &base, e))?;
+    run.undo.push(Undo::TempDir(temp.clone()));
+    match sparse::check_holes_supported(&temp, image_size) {
+        Ok(holes) => {
+            run.done(Step::TempDir);
+            Ok((temp, holes.fs_type))
+        }
+        Err(e) if options.tmpfs_fallback && e.class() == ErrorClass::Unsupported => {
+            run.system
+                .devices
+                .mount_private_tmpfs(&temp)
+                .map_err(|m| at(Step::TempDir, &temp, m))?;
+            run.undo.push(Undo::TempMount(temp.clone()));
+            let holes = sparse::check_holes_supported(&temp, image_size)
+                .map_err(|e| at(Step::TempDir, &temp, e.into()))?;
+            run.done(Step::TempDir);
+            Ok((
+                temp,
+                format!(
+                    "{} (private mount; {base} could not hold the image)",
+                    holes.fs_type,
+                    base = base.display()
+                ),
+            ))
+        }
+        Err(e) => Err(at(Step::TempDir, &base, e.into())),
+    }
 }
 
 /// Steps 7 and 8: zero the plan's ranges, then copy the image's extents over them.

@@ -59,6 +59,20 @@ pub fn mount_ext4(device: &Path, request: &MountRequest) -> Result<()> {
     })
 }
 
+/// Mount a tmpfs private to this process's use on `dir` (mode 0700, no devices, no setuid, no
+/// exec). tmpfs reports holes and holds sparse files of any size the image needs; only the
+/// image's data (tens of MiB) uses memory.
+pub fn mount_private_tmpfs(dir: &Path) -> Result<()> {
+    let flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700")).map_err(|e| {
+        Error::Io {
+            what: "mount a private tmpfs on",
+            path: dir.to_path_buf(),
+            source: e.into(),
+        }
+    })
+}
+
 /// Mount points of the block device `major:minor`, from `/proc/self/mountinfo`, deepest first
 /// (so they can be unmounted in order).
 pub fn find_mounts(major: u32, minor: u32) -> Result<Vec<PathBuf>> {

@@ -20,6 +20,7 @@ struct FileDevices {
     fail_mount: Cell<bool>,
     fail_unmount: Cell<bool>,
     mounts: RefCell<Vec<PathBuf>>,
+    real_tmpfs: RefCell<Vec<PathBuf>>,
 }
 
 impl FileDevices {
@@ -31,6 +32,7 @@ impl FileDevices {
             fail_mount: Cell::new(false),
             fail_unmount: Cell::new(false),
             mounts: RefCell::new(Vec::new()),
+            real_tmpfs: RefCell::new(Vec::new()),
         }
     }
 }
@@ -82,7 +84,17 @@ impl BlockDevices for FileDevices {
         if self.fail_unmount.get() {
             return Err(injected("unmount", dir));
         }
+        if self.real_tmpfs.borrow().iter().any(|d| d == dir) {
+            nix::mount::umount2(dir, nix::mount::MntFlags::empty()).unwrap();
+            self.real_tmpfs.borrow_mut().retain(|d| d != dir);
+        }
         self.mounts.borrow_mut().retain(|d| d != dir);
+        Ok(())
+    }
+
+    fn mount_private_tmpfs(&self, dir: &Path) -> Result<()> {
+        crate::pipeline::mount::mount_private_tmpfs(dir)?;
+        self.real_tmpfs.borrow_mut().push(dir.to_path_buf());
         Ok(())
     }
 }
@@ -418,4 +430,50 @@ fn key_material_appears_in_no_output() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert!(!format!("{err:?} {}", crate::error::chain(&err)).contains(&key2));
+}
+
+/// A temp dir on ramfs (which reports every byte as data) gets a private tmpfs mounted on the
+/// private dir when the fallback is on, and is refused with the reason when it is off; either
+/// way nothing is left mounted or behind.
+#[test]
+fn ramfs_temp_dir_falls_back_to_a_private_tmpfs() {
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "root needed under CI");
+        eprintln!("skipping: mounting ramfs needs root");
+        return;
+    }
+    let w = World::new(64 << 20);
+    nix::mount::mount(
+        Some("ramfs"),
+        &w.temp_base,
+        Some("ramfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(&w.temp_base);
+
+    let mut options = w.options();
+    options.tmpfs_fallback = false;
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::TempDir));
+    assert_eq!(err.class(), ErrorClass::Unsupported);
+    w.assert_nothing_left();
+
+    options.tmpfs_fallback = true;
+    let report = w.run(&options).unwrap();
+    assert!(
+        report.temp_fs.starts_with("tmpfs (private mount"),
+        "{}",
+        report.temp_fs
+    );
+    assert!(w.devices.real_tmpfs.borrow().is_empty());
+    let left: Vec<_> = std::fs::read_dir(&w.temp_base).unwrap().collect();
+    assert!(left.is_empty(), "temp dir left behind: {left:?}");
 }
