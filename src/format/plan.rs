@@ -2,9 +2,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 
-use nix::unistd::{lseek, Whence};
 use serde::Serialize;
 
 /// A half-open byte range `[start, start + len)` of the device or image.
@@ -68,28 +66,21 @@ impl RangeBuilder {
 
 /// The data extents of a sparse file, as reported by `lseek(SEEK_DATA/SEEK_HOLE)`.
 ///
-/// This is exactly what the pipeline's copy will see, so the plan's byte count comes from here
-/// rather than from what libext2fs believes it wrote.
+/// This is the extent copier's own iterator ([`crate::sparse::data_extents`]), so the plan's
+/// byte count is exactly what the pipeline's copy will write, not what libext2fs believes it
+/// wrote.
 pub fn data_extents(file: &File) -> io::Result<Vec<ByteRange>> {
-    let size = file.metadata()?.len();
-    let size = i64::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-    let mut out = Vec::new();
-    let mut pos: i64 = 0;
-    while pos < size {
-        let start = match lseek(file.as_fd(), pos, Whence::SeekData) {
-            Ok(s) => s,
-            Err(nix::errno::Errno::ENXIO) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let end = lseek(file.as_fd(), start, Whence::SeekHole)?;
-        // Both offsets are non-negative file offsets returned by the kernel.
-        out.push(ByteRange {
-            start: start.unsigned_abs(),
-            len: (end - start).unsigned_abs(),
-        });
-        pos = end;
-    }
-    Ok(out)
+    let path = std::path::Path::new("image");
+    crate::sparse::data_extents(file, path)
+        .map_err(io::Error::other)?
+        .map(|extent| {
+            extent.map(|r| ByteRange {
+                start: r.start,
+                len: r.end - r.start,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io::Error::other)
 }
 
 #[cfg(test)]
