@@ -55,8 +55,8 @@ struct EncryptArgs {
     #[arg(long)]
     name: Option<MappingName>,
     /// Seconds to wait for DEVICE to appear (disks attached to a VM can arrive late).
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    wait_timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    wait_timeout: Duration,
     /// Where to create the private temp dir for the image (default: $TMPDIR or /tmp). Its
     /// file system must report holes (tmpfs, ext4, xfs; not ramfs). Without this option, a
     /// default location that cannot hold the image gets a private tmpfs mounted instead.
@@ -128,6 +128,16 @@ struct CopyExtentsArgs {
     json: bool,
 }
 
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s} is outside 0 to 86400 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     parse_size(s).map_err(|e| e.to_string())
 }
@@ -170,7 +180,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .name
                 .unwrap_or_else(|| scratchcrypt::name::default_mapping_name(&a.device));
             let options = EncryptOptions {
-                wait_timeout: Duration::from_secs_f64(a.wait_timeout.max(0.0)),
+                wait_timeout: a.wait_timeout,
                 tmpfs_fallback: a.temp_dir.is_none(),
                 temp_dir: a.temp_dir,
                 format: a.format.to_options(),

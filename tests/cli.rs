@@ -1,0 +1,146 @@
+//! The command-line tool's contract, natively: exit statuses, one-line errors on stderr, and
+//! the `format-image` / `copy-extents` commands. Needs no device-mapper (the refusals here
+//! happen before it is touched); the end-to-end `encrypt` runs are in the VM tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::process::{Command, Output};
+
+fn scratchcrypt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchcrypt"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The one line on stderr, checked to be a single `scratchcrypt: ...` line.
+fn one_line_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("scratchcrypt: "), "{err:?}");
+    err
+}
+
+/// Bad sources are refused before anything is written, each with its reason and exit 3.
+#[test]
+fn bad_sources_get_one_line_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("disk.img");
+    File::create(&file).unwrap().set_len(64 << 20).unwrap();
+    File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .write_all_at(b"marker", 0)
+        .unwrap();
+    let missing = dir.path().join("missing");
+    let cases = [
+        (
+            file.to_str().unwrap(),
+            "is a regular file, not a block device",
+        ),
+        ("/dev/null", "is a character device"),
+        (missing.to_str().unwrap(), "does not exist (waited 0.1 s)"),
+        ("/proc", "is not a block device"),
+    ];
+    for (source, why) in cases {
+        let out = scratchcrypt(&["encrypt", source, "--wait-timeout", "0.1"]);
+        assert_eq!(out.status.code(), Some(3), "{source}: {out:?}");
+        let err = one_line_error(&out);
+        assert!(err.contains("check the source device"), "{err}");
+        assert!(err.contains(why), "{source}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    let mut head = [0u8; 6];
+    File::open(&file)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    assert_eq!(&head, b"marker", "the refused file was written to");
+}
+
+/// Invalid names and options are usage errors (exit 2) from the argument parser.
+#[test]
+fn invalid_names_and_options_exit_2() {
+    for args in [
+        &["encrypt", "/dev/null", "--name", "a/b"][..],
+        &["encrypt", "/dev/null", "--name", ""],
+        &["encrypt", "/dev/null", "--wait-timeout", "inf"],
+        &["cleanup", "has space"],
+        &["format-image", "/tmp/x", "--size", "4X"],
+    ] {
+        let out = scratchcrypt(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    let long = "n".repeat(124);
+    let out = scratchcrypt(&["cleanup", &long]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than 123 bytes"));
+}
+
+/// `format-image --json` prints a plan whose numbers are consistent with the image written.
+#[test]
+fn format_image_prints_a_consistent_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("fs.img");
+    let out = scratchcrypt(&[
+        "format-image",
+        img.to_str().unwrap(),
+        "--size",
+        "256M",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["block_size"], 4096);
+    assert_eq!(plan["size_bytes"], 256u64 << 20);
+    let zero: u64 = plan["zero_ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["len"].as_u64().unwrap())
+        .sum();
+    assert_eq!(zero, plan["zero_bytes"].as_u64().unwrap());
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 256 << 20);
+    let too_small = scratchcrypt(&["format-image", img.to_str().unwrap(), "--size", "1M"]);
+    assert_eq!(too_small.status.code(), Some(3));
+    one_line_error(&too_small);
+}
+
+/// `copy-extents` copies data at the same offsets and leaves holes unwritten.
+#[test]
+fn copy_extents_copies_data_at_its_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let dst = dir.path().join("dst");
+    let s = File::create(&src).unwrap();
+    s.set_len(16 << 20).unwrap();
+    s.write_all_at(&[7u8; 4096], 8 << 20).unwrap();
+    let d = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&dst)
+        .unwrap();
+    d.set_len(16 << 20).unwrap();
+    d.write_all_at(&[9u8; 4096], 0).unwrap();
+    let out = scratchcrypt(&[
+        "copy-extents",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["bytes_copied"], 4096);
+    let mut buf = [0u8; 4096];
+    d.read_exact_at(&mut buf, 8 << 20).unwrap();
+    assert_eq!(buf, [7u8; 4096]);
+    d.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(
+        buf, [9u8; 4096],
+        "a hole of the source overwrote the destination"
+    );
+}
