@@ -98,6 +98,10 @@ struct CleanupArgs {
     /// Unmount the mapping first if it is mounted (lazily unmounted mounts are not waited for).
     #[arg(long)]
     unmount: bool,
+    /// Where killed runs may have left temp dirs (default: $TMPDIR or /tmp); those whose
+    /// process is gone are removed.
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
     /// Print one JSON object instead of a note.
     #[arg(long)]
     json: bool,
@@ -198,7 +202,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Cleanup(a) => {
-            let outcome = pipeline::cleanup(&a.name, &CleanupOptions { unmount: a.unmount })?;
+            let outcome = pipeline::cleanup(
+                &a.name,
+                &CleanupOptions {
+                    unmount: a.unmount,
+                    temp_dir: a.temp_dir,
+                },
+            )?;
             if a.json {
                 print_json(&outcome);
             } else if !outcome.existed {

@@ -27,6 +27,7 @@
 //! ([`crate::luks::LuksFormatter`], [`crate::dm::DeviceMapper`], [`BlockDevices`]), so
 //! [`encrypt_with`] runs unprivileged in unit tests over mocks and regular files.
 
+mod cleanup;
 mod devices;
 pub mod margin;
 mod mount;
@@ -47,6 +48,7 @@ use crate::name::MappingName;
 use crate::progress::Progress;
 use crate::sparse;
 
+pub use cleanup::{cleanup, cleanup_with, remove_stale_temp_dirs, CleanupOptions, CleanupOutcome};
 pub use devices::{BlockDevices, SourceInfo, SystemDevices};
 pub use mount::{find_mounts, MountRequest};
 
@@ -583,69 +585,6 @@ pub fn peak_rss_bytes() -> u64 {
         Ok(usage) => u64::try_from(usage.max_rss()).unwrap_or(0) * 1024,
         Err(_) => 0,
     }
-}
-
-/// Options of [`cleanup`].
-#[derive(Debug, Clone, Default)]
-pub struct CleanupOptions {
-    /// Unmount every mount of the mapping first.
-    pub unmount: bool,
-}
-
-/// What [`cleanup`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct CleanupOutcome {
-    /// The mapping name.
-    pub name: String,
-    /// Whether anything by that name existed.
-    pub existed: bool,
-    /// `<name>` was removed.
-    pub crypt_removed: bool,
-    /// `<name>_dif` was removed.
-    pub integrity_removed: bool,
-    /// Mount points that were unmounted first.
-    pub unmounted: Vec<PathBuf>,
-}
-
-/// Remove the mapping `name` on the real system, unmounting it first if asked.
-pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOutcome> {
-    let mapper = name.mapper_path();
-    let dm = RealDm::new().map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
-    cleanup_with(&dm, &SystemDevices, name, options)
-}
-
-/// [`cleanup`] over the given seams.
-pub fn cleanup_with(
-    dm: &dyn DeviceMapper,
-    devices: &dyn BlockDevices,
-    name: &MappingName,
-    options: &CleanupOptions,
-) -> Result<CleanupOutcome> {
-    let mapper = name.mapper_path();
-    let mut unmounted = Vec::new();
-    if options.unmount {
-        if let Some(info) = dm
-            .info(name.as_str())
-            .map_err(|e| at(Step::Unmount, &mapper, e.into()))?
-        {
-            for dir in find_mounts(info.dev.major, info.dev.minor)
-                .map_err(|e| at(Step::Unmount, &mapper, e))?
-            {
-                devices
-                    .unmount(&dir)
-                    .map_err(|e| at(Step::Unmount, &mapper, e))?;
-                unmounted.push(dir);
-            }
-        }
-    }
-    let outcome = dm::remove(dm, name).map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
-    Ok(CleanupOutcome {
-        name: name.to_string(),
-        existed: outcome.existed(),
-        crypt_removed: outcome.crypt_removed,
-        integrity_removed: outcome.integrity_removed,
-        unmounted,
-    })
 }
 
 /// The `copy-extents` command: copy `src`'s data extents onto `dst` (a file or block device).

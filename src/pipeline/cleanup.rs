@@ -1,0 +1,177 @@
+//! Removal of a mapping, and of what a killed `encrypt` left behind.
+//!
+//! A run that dies (SIGKILL, power loss of the container, OOM) leaves its mapping and its
+//! private temp dir. `cleanup <name>` removes the mapping by name, and also sweeps the temp dir
+//! for `scratchcrypt-<pid>-<hex>` directories whose process no longer exists, unmounting the
+//! private tmpfs first where one was mounted. Directories of live runs are never touched.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{at, find_mounts, BlockDevices, Step, SystemDevices};
+use crate::dm::{self, DeviceMapper, RealDm};
+use crate::error::{Error, Result};
+use crate::name::MappingName;
+
+/// Options of [`cleanup`].
+#[derive(Debug, Clone, Default)]
+pub struct CleanupOptions {
+    /// Unmount every mount of the mapping first.
+    pub unmount: bool,
+    /// Where to look for temp dirs left by killed runs (default: `$TMPDIR`, else `/tmp`).
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// What [`cleanup`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupOutcome {
+    /// The mapping name.
+    pub name: String,
+    /// Whether anything by that name existed.
+    pub existed: bool,
+    /// `<name>` was removed.
+    pub crypt_removed: bool,
+    /// `<name>_dif` was removed.
+    pub integrity_removed: bool,
+    /// Mount points that were unmounted first.
+    pub unmounted: Vec<PathBuf>,
+    /// Temp dirs of runs that died without removing them (see [`remove_stale_temp_dirs`]).
+    pub stale_temp_dirs_removed: Vec<PathBuf>,
+}
+
+/// Remove the mapping `name` on the real system, unmounting it first if asked.
+pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOutcome> {
+    let mapper = name.mapper_path();
+    let dm = RealDm::new().map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    let mut outcome = cleanup_with(&dm, &SystemDevices, name, options)?;
+    let base = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    outcome.stale_temp_dirs_removed =
+        remove_stale_temp_dirs(&base).map_err(|e| at(Step::RemoveTempDir, &base, e))?;
+    Ok(outcome)
+}
+
+/// [`cleanup`] over the given seams.
+pub fn cleanup_with(
+    dm: &dyn DeviceMapper,
+    devices: &dyn BlockDevices,
+    name: &MappingName,
+    options: &CleanupOptions,
+) -> Result<CleanupOutcome> {
+    let mapper = name.mapper_path();
+    let mut unmounted = Vec::new();
+    if options.unmount {
+        if let Some(info) = dm
+            .info(name.as_str())
+            .map_err(|e| at(Step::Unmount, &mapper, e.into()))?
+        {
+            for dir in find_mounts(info.dev.major, info.dev.minor)
+                .map_err(|e| at(Step::Unmount, &mapper, e))?
+            {
+                devices
+                    .unmount(&dir)
+                    .map_err(|e| at(Step::Unmount, &mapper, e))?;
+                unmounted.push(dir);
+            }
+        }
+    }
+    let outcome = dm::remove(dm, name).map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    Ok(CleanupOutcome {
+        name: name.to_string(),
+        existed: outcome.existed(),
+        crypt_removed: outcome.crypt_removed,
+        integrity_removed: outcome.integrity_removed,
+        unmounted,
+        stale_temp_dirs_removed: Vec::new(),
+    })
+}
+
+/// Whether `name` is a private temp dir of ours (`scratchcrypt-<pid>-<16 hex>`); its pid.
+fn temp_dir_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("scratchcrypt-")?;
+    let (pid, hex) = rest.split_once('-')?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Remove the private temp dirs under `base` whose run is dead, unmounting a private tmpfs on
+/// them first. Returns the directories removed.
+pub fn remove_stale_temp_dirs(base: &Path) -> Result<Vec<PathBuf>> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    let entries = match std::fs::read_dir(base) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("list", base)(e)),
+    };
+    let base_dev = std::fs::metadata(base).map_err(io("stat", base))?.dev();
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io("list", base))?;
+        let Some(pid) = entry.file_name().to_str().and_then(temp_dir_pid) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue; // a live run (or a reused pid: leave it alone either way)
+        }
+        let dir = entry.path();
+        let meta = std::fs::symlink_metadata(&dir).map_err(io("stat", &dir))?;
+        if !meta.is_dir() {
+            continue;
+        }
+        if meta.dev() != base_dev {
+            // The private tmpfs of a killed run: unmount it, which also frees its memory.
+            nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| io("unmount", &dir)(e.into()))?;
+        }
+        std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        removed.push(dir);
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only our own naming pattern yields a pid.
+    #[test]
+    fn temp_dir_names_are_recognised_strictly() {
+        assert_eq!(temp_dir_pid("scratchcrypt-123-00112233aabbccdd"), Some(123));
+        for other in [
+            "scratchcrypt-123-0011",
+            "scratchcrypt-x-00112233aabbccdd",
+            "scratchcrypt-123-00112233aabbccdz",
+            "other-123-00112233aabbccdd",
+        ] {
+            assert_eq!(temp_dir_pid(other), None, "{other}");
+        }
+    }
+
+    /// Dirs of dead pids go, dirs of live pids and foreign entries stay.
+    #[test]
+    fn only_dead_runs_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let dead = base.path().join("scratchcrypt-4194304-00112233aabbccdd");
+        let live = base.path().join(format!(
+            "scratchcrypt-{}-00112233aabbccdd",
+            std::process::id()
+        ));
+        let foreign = base.path().join("scratchcrypt-notes");
+        for d in [&dead, &live, &foreign] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(dead.join("image.ext4"), b"x").unwrap();
+        let removed = remove_stale_temp_dirs(base.path()).unwrap();
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && foreign.exists());
+        assert!(remove_stale_temp_dirs(&base.path().join("missing"))
+            .unwrap()
+            .is_empty());
+    }
+}
