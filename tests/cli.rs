@@ -60,7 +60,7 @@ fn bad_sources_get_one_line_and_exit_3() {
     assert_eq!(&head, b"marker", "the refused file was written to");
 }
 
-/// Invalid names and options are usage errors (exit 2) from the argument parser.
+/// Invalid names and options are usage errors: exit 2 and one line, like every other error.
 #[test]
 fn invalid_names_and_options_exit_2() {
     for args in [
@@ -72,6 +72,7 @@ fn invalid_names_and_options_exit_2() {
     ] {
         let out = scratchcrypt(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        one_line_error(&out);
     }
     let long = "n".repeat(124);
     let out = scratchcrypt(&["cleanup", &long]);

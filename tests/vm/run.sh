@@ -124,7 +124,7 @@ done
 
 cp "$here/guest/init" "$root/init"
 chmod +x "$root/init"
-cp "$here/guest/lib.sh" "$root/guest/lib.sh"
+cp "$here"/guest/*lib.sh "$root/guest/"
 cp "$script" "$root/guest/scenario.sh"
 echo "$name" >"$root/guest/name"
 for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done

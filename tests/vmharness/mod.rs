@@ -38,6 +38,18 @@ pub fn vm_possible(test: &str) -> bool {
 
 /// Boot one guest running `script` on a sparse disk of `disk_size`; assert a PASS verdict for `label`.
 pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, binary: &Path) {
+    run_scenario_on(test, script, label, disk_size, 1, binary);
+}
+
+/// [`run_scenario`] with `disks` fresh disks of `disk_size` (/dev/vda, /dev/vdb, ...).
+pub fn run_scenario_on(
+    test: &str,
+    script: &str,
+    label: &str,
+    disk_size: &str,
+    disks: u32,
+    binary: &Path,
+) {
     if !vm_possible(test) {
         return;
     }
@@ -51,6 +63,7 @@ pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, bina
         .arg("--binary")
         .arg(binary)
         .args(["--disk-size", disk_size, "--name", label])
+        .args(["--disks", &disks.to_string()])
         .args(["--timeout", &TIMEOUT_SECS.to_string()])
         .output()
         .expect("cannot run tests/vm/run.sh");

@@ -1,0 +1,76 @@
+# Reliability, part 2: concurrency, a SIGKILL in the middle, and key hygiene.
+# Disks: /dev/vda and /dev/vdb, 1 GiB each.
+. /guest/lib.sh
+. /guest/rel_lib.sh
+SC=scratchcrypt
+kmsg_start
+
+# --- two runs on two devices at once: both succeed
+$SC encrypt /dev/vda --name c1 --json >/run/c1.json 2>/run/c1.err &
+p1=$!
+$SC encrypt /dev/vdb --name c2 --json >/run/c2.json 2>/run/c2.err &
+p2=$!
+wait $p1 || fail "concurrent run on vda failed: $(cat /run/c1.err)"
+wait $p2 || fail "concurrent run on vdb failed: $(cat /run/c2.err)"
+for m in c1 c2; do
+    e2fsck -fn /dev/mapper/$m >/dev/null 2>&1 || fail "e2fsck after the concurrent run: $m"
+done
+echo "MATRIX|two-devices-at-once|encrypt vda & encrypt vdb|0 and 0|both mapped, e2fsck clean|-"
+
+# --- key hygiene: the tables reference the kernel keyring, no key stays in it, and no output
+# holds anything key-like (a run of 64+ hex digits, as a hex key or any part of one would be)
+dmsetup table --showkeys c1 >/run/table || fail "dmsetup table failed"
+grep -q ':96:logon:cryptsetup:' /run/table || fail "the crypt table does not reference a keyring key: $(cat /run/table)"
+if grep -qE '[0-9a-fA-F]{64}' /run/table /run/c1.json /run/c2.json /run/c1.err /run/c2.err; then
+    fail "hex key material in a table or an output"
+fi
+if grep -q 'cryptsetup:' /proc/keys 2>/dev/null; then
+    fail "a volume key is still in the kernel keyring: $(grep cryptsetup: /proc/keys)"
+fi
+echo "MATRIX|key-hygiene|dmsetup table --showkeys; /proc/keys; JSON and stderr|-|keyring reference only, no key left in the keyring, no hex key in any output|-"
+$SC cleanup c1 && $SC cleanup c2 || fail "cleanup after the concurrent runs failed"
+require_no_mapping
+
+# --- two runs on the same device: exactly one succeeds, the other fails cleanly as busy
+$SC encrypt /dev/vda --name s1 >/run/s1.out 2>/run/s1.err &
+p1=$!
+$SC encrypt /dev/vda --name s2 >/run/s2.out 2>/run/s2.err &
+p2=$!
+wait $p1
+r1=$?
+wait $p2
+r2=$?
+echo "MATRIX|same-device-twice|encrypt vda --name s1 & encrypt vda --name s2|$r1 and $r2|$(cat /run/s1.err /run/s2.err | head -1)|-"
+case "$r1,$r2" in
+0,4) winner=s1 loser=s2 ;;
+4,0) winner=s2 loser=s1 ;;
+*) fail "same device twice: exits $r1 and $r2, expected one 0 and one 4: $(cat /run/s1.err /run/s2.err)" ;;
+esac
+dmsetup info $loser >/dev/null 2>&1 && fail "the losing run left its mapping $loser"
+e2fsck -fn /dev/mapper/$winner >/dev/null 2>&1 || fail "e2fsck of the winning run's mapping"
+$SC cleanup $winner || fail "cleanup $winner failed"
+require_no_mapping
+
+# --- SIGKILL in the middle of zeroing, then cleanup removes the mapping and the temp dir
+$SC encrypt /dev/vdb --name killed >/dev/null 2>&1 &
+pk=$!
+i=0
+while [ ! -e /dev/mapper/killed ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -e /dev/mapper/killed ] || fail "the run to be killed never activated"
+sleep 0.5
+kill -9 $pk
+wait $pk 2>/dev/null
+dmsetup info killed >/dev/null 2>&1 || fail "nothing left after the kill: it finished too early to test"
+ls -d /tmp/scratchcrypt-* >/dev/null 2>&1 || fail "no temp dir left after the kill"
+$SC cleanup killed --json >/run/cleanup.json || fail "cleanup after SIGKILL failed"
+cat /run/cleanup.json
+grep -q '"stale_temp_dirs_removed": \[$' /run/cleanup.json && grep -q 'scratchcrypt-' /run/cleanup.json ||
+    fail "cleanup did not report the killed run's temp dir"
+echo "MATRIX|sigkill-then-cleanup|kill -9 during zeroing; scratchcrypt cleanup killed|0|both layers and the temp dir removed|-"
+no_leftovers "after the kill"
+require_no_mapping
+# The device is usable again.
+$SC encrypt /dev/vdb --name again >/dev/null || fail "encrypt after the kill failed"
+$SC cleanup again || fail "cleanup again failed"
+kmsg_require_clean "concurrency, kill, cleanup"
+pass

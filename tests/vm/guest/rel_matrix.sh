@@ -1,0 +1,76 @@
+# Reliability, part 1: every bad input and every injected failure gets a one-line error naming
+# the step, the right exit class (3 invalid input, 4 busy, 5 unsupported, 6 I/O), and leaves no
+# mapping and no temp dir behind; refusals before formatting leave the device untouched.
+# Disks: /dev/vda and /dev/vdb, 256 MiB each.
+. /guest/lib.sh
+. /guest/rel_lib.sh
+SC=scratchcrypt
+mark /dev/vda
+
+# --- bad input, refused before anything is written
+truncate -s 64M /run/file.img
+expect 3 "does not exist" nonexistent yes -- $SC encrypt /dev/nope --wait-timeout 0.2
+expect 3 "regular file" regular-file yes -- $SC encrypt /run/file.img
+expect 3 "character device" char-device yes -- $SC encrypt /dev/zero
+dmsetup create tiny --table "0 16384 linear /dev/vdb 0" || fail "dmsetup create tiny failed"
+expect 3 "too small" too-small - -- $SC encrypt /dev/mapper/tiny
+dmsetup remove tiny
+expect 2 "contains" name-invalid yes -- $SC encrypt /dev/vda --name a/b
+dmsetup create taken --table "0 8 error" || fail "dmsetup create taken failed"
+expect 4 "already in use" name-taken yes -- $SC encrypt /dev/vda --name taken
+dmsetup remove taken
+
+# --- the device is busy: mounted, or claimed by another device-mapper table
+mkfs.ext4 -q -F /dev/vdb || fail "mkfs.ext4 on vdb failed"
+mkdir -p /mnt && mount -t ext4 /dev/vdb /mnt || fail "mount vdb failed"
+expect 4 "in use" mounted - -- $SC encrypt /dev/vdb
+umount /mnt
+dmsetup create hold --table "0 8 linear /dev/vdb 0" || fail "dmsetup create hold failed"
+expect 4 "in use" held-by-dm - -- $SC encrypt /dev/vdb
+dmsetup remove hold
+
+# --- a partition of a disk whose other partition is mounted: allowed
+# MBR: vdb1 = sectors 2048..264191 (129 MiB), vdb2 = 264192..524287, both type 0x83.
+printf '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0' | gdd of=/dev/vdb bs=1 seek=446 conv=notrunc status=none
+le32() { printf "\\$(printf %03o $(($1 & 255)))\\$(printf %03o $((($1 >> 8) & 255)))\\$(printf %03o $((($1 >> 16) & 255)))\\$(printf %03o $((($1 >> 24) & 255)))"; }
+entry() { printf '\000\376\377\377\203\376\377\377'; le32 "$1"; le32 "$2"; }
+{ entry 2048 262144; entry 264192 260096; printf '%032d' 0 | tr 0 '\000'; printf '\125\252'; } |
+    gdd of=/dev/vdb bs=1 seek=446 conv=notrunc status=none
+blockdev --rereadpt /dev/vdb || fail "re-reading vdb's partition table failed"
+sleep 0.5
+[ -b /dev/vdb1 ] && [ -b /dev/vdb2 ] || fail "no vdb1/vdb2 after writing the partition table"
+mkfs.ext4 -q -F /dev/vdb2 && mount -t ext4 /dev/vdb2 /mnt || fail "mount vdb2 failed"
+$SC encrypt /dev/vdb1 --name part >/run/out 2>/run/err || fail "encrypt vdb1 beside mounted vdb2: $(cat /run/err)"
+echo "MATRIX|partition-beside-mounted|scratchcrypt encrypt /dev/vdb1|0|$(cat /run/out)|-"
+$SC cleanup part || fail "cleanup part failed"
+umount /mnt
+
+# --- the temp dir cannot hold the image (the header is already written: device not untouched)
+mkdir -p /rfs /small /rotmp
+mount -t ramfs ramfs /rfs
+expect 5 "report" temp-on-ramfs no -- $SC encrypt /dev/vda --temp-dir /rfs
+mount -t tmpfs -o size=16k tmpfs /small
+expect 6 "No space left" temp-full no -- $SC encrypt /dev/vda --temp-dir /small
+mount -t tmpfs -o ro tmpfs /rotmp
+expect 6 "prepare the temp dir" temp-read-only no -- $SC encrypt /dev/vda --temp-dir /rotmp
+
+# --- a write error on the device while zeroing: the source's tail is the error target
+dmsetup create flaky --table "0 131072 linear /dev/vdb1 0
+131072 131072 error" || fail "dmsetup create flaky failed"
+expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl
+dmsetup remove flaky
+
+# --- the kernel lacks a target: unload it and stop module autoloading
+echo /nonexistent >/proc/sys/kernel/modprobe
+rmmod dm_crypt || fail "rmmod dm_crypt failed"
+expect 5 "dm-crypt" no-dm-crypt - -- $SC encrypt /dev/vda
+insmod "$(grep '/dm-crypt.ko' /guest/modules)" || fail "reloading dm-crypt failed"
+rmmod dm_integrity || fail "rmmod dm_integrity failed"
+expect 5 "dm-integrity" no-dm-integrity - -- $SC encrypt /dev/vda
+insmod "$(grep '/dm-integrity.ko' /guest/modules)" || fail "reloading dm-integrity failed"
+
+# --- and after all that, the device still encrypts fine
+$SC encrypt /dev/vda --name final >/dev/null || fail "encrypt after the failures failed"
+$SC cleanup final || fail "cleanup final failed"
+require_no_mapping
+pass
