@@ -137,16 +137,88 @@ pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
 }
 
 /// An error and all its causes on one line: `a: b: c`.
+///
+/// A pipeline step names itself ("build the ext4 image for /dev/vdb") and the module error it
+/// wraps often starts with the same words ("build the ext4 image /tmp/x/image.ext4: ..."): the
+/// repeated words are dropped from the cause, so the line says each thing once.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = err.to_string();
+    let mut step = step_text(err);
     let mut cause = err.source();
     while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
+        let text = c.to_string();
+        let text = match step.as_deref().and_then(|s| text.strip_prefix(s)) {
+            Some(rest) => rest.trim_start().to_string(),
+            None => text,
+        };
+        if !text.is_empty() {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        step = step_text(c);
         cause = c.source();
     }
     line
 }
 
+/// The step phrase of a pipeline error, if `err` is one.
+fn step_text(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match err.downcast_ref::<Error>() {
+        Some(Error::Pipeline { step, .. }) => Some(step.to_string()),
+        _ => None,
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Step;
+
+    fn io(what: &'static str, path: &str) -> Error {
+        Error::Io {
+            what,
+            path: PathBuf::from(path),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        }
+    }
+
+    fn pipeline(step: Step, device: &str, source: Error) -> Error {
+        Error::Pipeline {
+            step,
+            device: PathBuf::from(device),
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn chain_drops_the_step_words_a_cause_repeats() {
+        let err = pipeline(
+            Step::BuildImage,
+            "/dev/vdb",
+            io("build the ext4 image", "/tmp/x/image.ext4"),
+        );
+        let line = chain(&err);
+        assert!(
+            line.starts_with("build the ext4 image for /dev/vdb: /tmp/x/image.ext4: "),
+            "{line}"
+        );
+        assert_eq!(line.matches("build the ext4 image").count(), 1, "{line}");
+    }
+
+    #[test]
+    fn chain_keeps_causes_that_say_something_else() {
+        let err = pipeline(
+            Step::TempDir,
+            "/rotmp",
+            io("create a temp dir in", "/rotmp"),
+        );
+        let line = chain(&err);
+        assert!(
+            line.starts_with("prepare the temp dir for /rotmp: create a temp dir in /rotmp: "),
+            "{line}"
+        );
+    }
+}

@@ -405,7 +405,7 @@ fn encrypt_steps(
 
     let image_path = temp.join("image.ext4");
     let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
-        .map_err(|e| at(Step::BuildImage, &image_path, e.into()))?;
+        .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage);
 
     let written = write_image(run, &mapping, &activation, &image_path, &plan, options)?;
