@@ -53,7 +53,7 @@ recipe_coco() { # DEV NAME
         --sector-size 4096 --integrity-no-wipe --key-file "$KEYFILE" "$1" || return 1
     p1=$PEAK_KIB
     peak_run oracle_open "$1" "$2" || return 1
-    [ "$p1" -gt "$PEAK_KIB" ] && p1=$PEAK_KIB
+    [ "$PEAK_KIB" -gt "$p1" ] && p1=$PEAK_KIB
     m=/dev/mapper/$2
     zero_block "$m" 0 || return 1
     for b in $(mkfs.ext4 -n -F "$m" 2>/dev/null | awk '/^\t?[0-9]/ || /blocks:/ {print}' |
@@ -80,7 +80,6 @@ recipe_original() { # DEV NAME
 }
 
 run_recipe() { # RECIPE DISK NAME
-    # Names distinct from lib.sh's globals (its stress helpers use `ok`).
     recipe=$1 disk=$2 nm=$3
     kmsg_start
     before=$(written_sectors "$disk")

@@ -114,17 +114,20 @@ stress_writer() { # MNT WRITER WAVE FILES
     [ $bad -eq 0 ]
 }
 
-stress_wave() { # MNT WAVE FILES
-    pids="" w=0
+# Run `FUNC MNT WRITER WAVE FILES` for every writer in parallel; fails when any writer failed.
+# Its variables are local: scripts that source this file keep their own names.
+stress_parallel() { # FUNC MNT WAVE FILES
+    local pids="" w=0 rc=0 p
     while [ $w -lt $STRESS_WRITERS ]; do
-        stress_writer "$1" "$w" "$2" "$3" &
+        "$1" "$2" "$w" "$3" "$4" &
         pids="$pids $!"
         w=$((w + 1))
     done
-    ok=0
-    for p in $pids; do wait "$p" || ok=1; done
-    return $ok
+    for p in $pids; do wait "$p" || rc=1; done
+    return $rc
 }
+
+stress_wave() { stress_parallel stress_writer "$@"; } # MNT WAVE FILES
 
 # Verify every file of one wave (all writers in parallel); prints at most 5 mismatches per writer.
 stress_verify_writer() { # MNT WRITER WAVE FILES
@@ -147,17 +150,7 @@ stress_verify_writer() { # MNT WRITER WAVE FILES
     [ $bad -eq 0 ]
 }
 
-stress_verify() { # MNT WAVE FILES
-    pids="" w=0
-    while [ $w -lt $STRESS_WRITERS ]; do
-        stress_verify_writer "$1" "$w" "$2" "$3" &
-        pids="$pids $!"
-        w=$((w + 1))
-    done
-    ok=0
-    for p in $pids; do wait "$p" || ok=1; done
-    return $ok
-}
+stress_verify() { stress_parallel stress_verify_writer "$@"; } # MNT WAVE FILES
 
 drop_caches() {
     sync
