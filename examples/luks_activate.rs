@@ -22,8 +22,9 @@ use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
 use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat};
 use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
 use scratchcrypt::dm::{activate_with, ensure_names_free, remove, KeyPlacement, RealDm};
-use scratchcrypt::luks::{Libcryptsetup, LuksFormatter, VolumeKey};
+use scratchcrypt::luks::{Libcryptsetup, LuksFormatter};
 use scratchcrypt::MappingName;
+use scratchcrypt::VolumeKey;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

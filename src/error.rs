@@ -1,47 +1,24 @@
 //! The crate's error type.
 //!
-//! Every module owns an error enum for its own concern (`SparseError`, `FormatError`, `LuksError`,
-//! `DmError`, ...). Each of those names the device or file, the step and the cause in its message and
-//! exposes the underlying error through `source()` rather than repeating its text. [`Error`] gathers
-//! them for the public API, adds the pipeline's own failures, and maps every error to an
-//! [`ErrorClass`], which the command-line tool turns into its exit status.
+//! Every module owns an error enum for its own concern ([`SparseError`], [`FormatError`],
+//! [`LuksError`], [`DmError`], ...). Each of those names the device or file, the step and the
+//! cause in its message and exposes the underlying error through `source()` rather than
+//! repeating its text. [`Error`] gathers them for the public API, adds the pipeline's own
+//! failures, and maps every error to an [`ErrorClass`], which the command-line tool turns into
+//! its exit status. [`Error::line`] puts an error and all its causes on one line.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::class::{class_of_io, ErrorClass};
+use crate::dm::DmError;
+use crate::format::FormatError;
+use crate::key::KeyError;
+use crate::luks::LuksError;
 use crate::name::NameError;
-
-/// Coarse classes of failure, used for the command-line tool's exit status.
-///
-/// The classes let scripts tell "you asked for something impossible" from "the kernel or the
-/// hardware refused" without parsing messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorClass {
-    /// The request itself is wrong: bad path, not a block device, too small, invalid name.
-    InvalidInput,
-    /// The target is in use: mounted, held open, or the mapping name is taken.
-    Busy,
-    /// This kernel or system lacks something needed (device-mapper, a dm target, SEEK_DATA).
-    Unsupported,
-    /// An operating-system call failed while doing the work (I/O error, no space, ...).
-    Io,
-    /// The work failed and undoing it failed too: something may be left behind.
-    RollbackFailed,
-}
-
-impl ErrorClass {
-    /// The exit status the command-line tool uses for this class (usage errors from the
-    /// argument parser use 2, as clap does).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ErrorClass::InvalidInput => 3,
-            ErrorClass::Busy => 4,
-            ErrorClass::Unsupported => 5,
-            ErrorClass::Io => 6,
-            ErrorClass::RollbackFailed => 7,
-        }
-    }
-}
+use crate::sparse::SparseError;
+use crate::step::Step;
 
 /// Everything that can go wrong in scratchcrypt.
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +27,26 @@ pub enum Error {
     /// A mapping name was rejected.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// Drawing the volume key failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// Copying the image or zeroing ranges failed.
     #[error(transparent)]
-    Sparse(#[from] crate::sparse::SparseError),
+    Sparse(#[from] SparseError),
     /// Building the ext4 image failed.
     #[error(transparent)]
-    Format(#[from] crate::format::FormatError),
+    Format(#[from] FormatError),
     /// Formatting the LUKS2 header failed.
     #[error(transparent)]
-    Luks(#[from] crate::luks::LuksError),
+    Luks(#[from] LuksError),
     /// A device-mapper operation failed.
     #[error(transparent)]
-    Dm(#[from] crate::dm_table::DmError),
+    Dm(#[from] DmError),
     /// A step of `encrypt` or `cleanup` failed; `source` says how.
     #[error("{step} for {}", device.display())]
     Pipeline {
         /// The step that failed.
-        step: crate::pipeline::Step,
+        step: Step,
         /// The source device (for `encrypt`) or mapping (for `cleanup`).
         device: PathBuf,
         /// What went wrong.
@@ -89,13 +69,11 @@ pub enum Error {
     Refused {
         /// The device, directory or mapping.
         path: PathBuf,
-        /// Why, in words ("is a regular file, not a block device").
-        reason: String,
-        /// The class of the refusal.
-        class: ErrorClass,
+        /// Why.
+        reason: Refusal,
     },
     /// A step failed, and undoing the earlier steps failed as well.
-    #[error("{}; rolling back also failed: {}", chain(cause.as_ref()), rollback.iter().map(|e| chain(e)).collect::<Vec<_>>().join("; "))]
+    #[error("{}; rolling back also failed: {}", cause.line(), Lines(rollback))]
     Rollback {
         /// The failure that started the rollback.
         cause: Box<Error>,
@@ -104,68 +82,138 @@ pub enum Error {
     },
 }
 
+/// Why a source or directory was refused before anything was written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The path did not appear within the wait time.
+    Missing {
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// A regular file where a block device was expected.
+    RegularFile,
+    /// A character device where a block device was expected.
+    CharDevice,
+    /// Neither a block device nor a file.
+    NotBlockDevice,
+    /// Another process holds our advisory lock on it.
+    Locked,
+    /// Mounted, part of a device-mapper table, or held open exclusively.
+    InUse,
+    /// Too small for header, integrity metadata and ext4.
+    TooSmall {
+        /// Its size in bytes.
+        size: u64,
+        /// The least we accept.
+        min: u64,
+    },
+}
+
+impl Refusal {
+    /// The class of this refusal.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Refusal::Locked | Refusal::InUse => ErrorClass::Busy,
+            _ => ErrorClass::InvalidInput,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Missing { waited } => {
+                write!(f, "does not exist (waited {:.1} s)", waited.as_secs_f64())
+            }
+            Refusal::RegularFile => f.write_str(
+                "is a regular file, not a block device (attach it to a loop device first)",
+            ),
+            Refusal::CharDevice => f.write_str("is a character device, not a block device"),
+            Refusal::NotBlockDevice => f.write_str("is not a block device"),
+            Refusal::Locked => {
+                f.write_str("is locked by another process (another scratchcrypt run?)")
+            }
+            Refusal::InUse => f.write_str(
+                "is in use (mounted, part of a device-mapper table, or held open exclusively)",
+            ),
+            Refusal::TooSmall { size, min } => write!(
+                f,
+                "is too small: {size} bytes, at least {min} are needed for the LUKS2 header, \
+                 the integrity metadata and ext4"
+            ),
+        }
+    }
+}
+
 impl Error {
     /// The class of this error, for exit statuses and for callers that branch on the kind.
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Name(_) => ErrorClass::InvalidInput,
+            Error::Key(e) => e.class(),
             Error::Sparse(e) => e.class(),
             Error::Format(e) => e.class(),
             Error::Luks(e) => e.class(),
             Error::Dm(e) => e.class(),
             Error::Pipeline { source, .. } => source.class(),
             Error::Io { source, .. } => class_of_io(source),
-            Error::Refused { class, .. } => *class,
+            Error::Refused { reason, .. } => reason.class(),
             Error::Rollback { .. } => ErrorClass::RollbackFailed,
         }
     }
-}
 
-/// Classify a raw OS error the same way in every module.
-pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
-    match err.raw_os_error() {
-        Some(libc::ENOENT)
-        | Some(libc::ENOTBLK)
-        | Some(libc::EINVAL)
-        | Some(libc::ENAMETOOLONG) => ErrorClass::InvalidInput,
-        Some(libc::EBUSY) | Some(libc::EEXIST) => ErrorClass::Busy,
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
-            ErrorClass::Unsupported
+    /// The step of `encrypt` or `cleanup` that failed, if this error names one.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            Error::Pipeline { step, .. } => Some(*step),
+            Error::Rollback { cause, .. } => cause.step(),
+            _ => None,
         }
-        _ => ErrorClass::Io,
+    }
+
+    /// This error and all its causes on one line: `a: b: c`.
+    ///
+    /// ```
+    /// let err = scratchcrypt::MappingName::new("a/b").unwrap_err();
+    /// let err = scratchcrypt::Error::from(err);
+    /// assert_eq!(err.line(), "invalid mapping name \"a/b\": contains `/`");
+    /// ```
+    pub fn line(&self) -> String {
+        chain(self)
     }
 }
 
 /// An error and all its causes on one line: `a: b: c`.
 ///
-/// A pipeline step names itself ("build the ext4 image for /dev/vdb") and the module error it
-/// wraps often starts with the same words ("build the ext4 image /tmp/x/image.ext4: ..."): the
-/// repeated words are dropped from the cause, so the line says each thing once.
+/// Each layer's message says only what that layer knows (the step and the device, then the
+/// module's operation and file, then the OS error), so joining them says each thing once.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = err.to_string();
-    let mut step = step_text(err);
     let mut cause = err.source();
     while let Some(c) = cause {
         let text = c.to_string();
-        let text = match step.as_deref().and_then(|s| text.strip_prefix(s)) {
-            Some(rest) => rest.trim_start().to_string(),
-            None => text,
-        };
         if !text.is_empty() {
             line.push_str(": ");
             line.push_str(&text);
         }
-        step = step_text(c);
         cause = c.source();
     }
     line
 }
 
-/// The step phrase of a pipeline error, if `err` is one.
-fn step_text(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    match err.downcast_ref::<Error>() {
-        Some(Error::Pipeline { step, .. }) => Some(step.to_string()),
-        _ => None,
+/// Several errors, each on its one line, joined by `; `.
+struct Lines<'a>(&'a [Error]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&e.line())?;
+        }
+        Ok(())
     }
 }
 
@@ -175,7 +223,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Step;
 
     fn io(what: &'static str, path: &str) -> Error {
         Error::Io {
@@ -193,32 +240,59 @@ mod tests {
         }
     }
 
+    /// The ext4 builder's error names the image, not the step: the line says the step once.
     #[test]
-    fn chain_drops_the_step_words_a_cause_repeats() {
-        let err = pipeline(
-            Step::BuildImage,
-            "/dev/vdb",
-            io("build the ext4 image", "/tmp/x/image.ext4"),
-        );
-        let line = chain(&err);
+    fn a_build_image_failure_says_the_step_once() {
+        let image = std::path::Path::new("/tmp/x/image.ext4");
+        let cause = FormatError::CreateImage {
+            image: image.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let line = pipeline(Step::BuildImage, "/dev/vdb", cause.into()).line();
         assert!(
-            line.starts_with("build the ext4 image for /dev/vdb: /tmp/x/image.ext4: "),
+            line.starts_with(
+                "build the ext4 image for /dev/vdb: create the image file /tmp/x/image.ext4: "
+            ),
             "{line}"
         );
         assert_eq!(line.matches("build the ext4 image").count(), 1, "{line}");
     }
 
+    /// Every cause reaches the line, in order, and the step is found through a rollback.
     #[test]
-    fn chain_keeps_causes_that_say_something_else() {
+    fn chain_keeps_every_cause_in_order() {
         let err = pipeline(
             Step::TempDir,
             "/rotmp",
             io("create a temp dir in", "/rotmp"),
         );
-        let line = chain(&err);
+        let line = err.line();
         assert!(
             line.starts_with("prepare the temp dir for /rotmp: create a temp dir in /rotmp: "),
             "{line}"
         );
+        let rolled = Error::Rollback {
+            cause: Box::new(err),
+            rollback: vec![io("remove", "/rotmp/x"), io("unmount", "/mnt")],
+        };
+        assert_eq!(rolled.step(), Some(Step::TempDir));
+        let line = rolled.line();
+        assert!(line.contains("; rolling back also failed: remove /rotmp/x: "), "{line}");
+        assert!(line.contains("; unmount /mnt: "), "{line}");
+        assert_eq!(rolled.class(), ErrorClass::RollbackFailed);
+    }
+
+    /// Refusals carry their class: busy for locks and claims, invalid input otherwise.
+    #[test]
+    fn refusals_carry_their_class() {
+        let refused = |reason| Error::Refused {
+            path: PathBuf::from("/dev/x"),
+            reason,
+        };
+        assert_eq!(refused(Refusal::InUse).class(), ErrorClass::Busy);
+        assert_eq!(refused(Refusal::Locked).class(), ErrorClass::Busy);
+        let small = refused(Refusal::TooSmall { size: 5, min: 10 });
+        assert_eq!(small.class(), ErrorClass::InvalidInput);
+        assert!(small.to_string().starts_with("/dev/x is too small: 5 bytes"), "{small}");
     }
 }

@@ -15,7 +15,7 @@
 use std::ffi::CString;
 use std::io;
 
-use crate::luks::VolumeKey;
+use crate::key::VolumeKey;
 
 /// `KEY_SPEC_THREAD_KEYRING`: the calling thread's keyring, created on first use.
 const KEY_SPEC_THREAD_KEYRING: libc::c_long = -1;

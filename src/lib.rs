@@ -2,40 +2,104 @@
 //! ext4 scratch disk, with a volume key that exists only in memory.
 //!
 //! # The flow
-//! 1. A random 96-byte volume key is drawn into a zeroizing buffer ([`luks`]).
+//! 1. A random 96-byte volume key is drawn into a zeroizing buffer (`key`).
 //! 2. The device gets a LUKS2 header with `aes-xts-plain64` + `hmac(sha256)` integrity and
 //!    4096-byte sectors, formatted through libcryptsetup **without wiping** the data area
-//!    ([`luks`]).
+//!    (`luks`).
 //! 3. The dm-integrity device `<name>_dif` and the dm-crypt device `<name>` are activated with
-//!    device-mapper ioctls ([`dm`], tables built in [`dm_table`], key via [`keyring`]).
+//!    device-mapper ioctls (`dm`, tables built in `dm_table`, key via `keyring`).
 //! 4. An ext4 image the size of the mapping is built in a sparse temp file with e2fsprogs'
-//!    libext2fs, together with the list of ranges (inode tables, journal) that must be zeroed
-//!    ([`format`](mod@format)).
+//!    libext2fs, together with the list of ranges (inode tables, bitmaps, journal) that must be
+//!    zeroed ([`build_image`]).
 //! 5. Those ranges are zeroed through the mapping, then the image's data extents are copied over
-//!    it ([`sparse`]), and the mapping path `/dev/mapper/<name>` is returned.
+//!    it (`sparse`), and the mapping path `/dev/mapper/<name>` is returned.
 //!
 //! # Why not just run mkfs on the mapping
 //! An integrity device that was not wiped has no valid tag for any block, so every read of a
 //! block that was never written through the mapping fails with EIO. mkfs, blkid and the ext4
 //! driver all read before they write. The rule this crate is built around: every block that the
 //! kernel or e2fsck may read is written through the mapping before anything reads it.
+//!
+//! # Use
+//! ```no_run
+//! use std::path::Path;
+//! use scratchcrypt::{cleanup_crypt_device, encrypt_device, EncryptOptions};
+//!
+//! let mapper = encrypt_device(Path::new("/dev/vdb"), "scratch", &EncryptOptions::default())?;
+//! println!("mount -t ext4 {}", mapper.display());
+//! cleanup_crypt_device("scratch")?;
+//! # Ok::<(), scratchcrypt::Error>(())
+//! ```
+//! [`encrypt`] returns the full [`EncryptReport`]; [`build_image`] alone builds the ext4 image
+//! and its zero plan (the `format-image` command).
+//!
+//! # Modules, and who may import whom
+//! `docs/DESIGN.md` draws the graph; `tests/architecture.rs` fails on a forbidden edge.
+//! - floor: `class` (the error class), imported by anyone;
+//! - base types, importing only the floor: `key`, `params`, `superblock`, `extent`, `name`,
+//!   `blockdev`, `kernel`, `step`, `loopdev`;
+//! - over them: `keyring` and `dm_table`;
+//! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`;
+//! - `error` aggregates the leaves' errors; `pipeline` runs the job; the command-line tool
+//!   (`src/bin/scratchcrypt`) uses only this public API.
+//!
+//! # Features
+//! `test-support` makes the internal modules public (with the mocks of the device-mapper and
+//! LUKS seams), for this project's own tests, benchmarks and examples. It is not a stable API.
 
-pub mod blockdev;
-pub mod dm;
-pub mod dm_table;
-pub mod error;
-pub mod format;
-pub mod keyring;
+/// Declare the crate's internal modules: private, or public with `test-support`.
+macro_rules! internal_modules {
+    ($($(#[$meta:meta])* $name:ident;)*) => {
+        $(
+            $(#[$meta])*
+            #[cfg(feature = "test-support")]
+            pub mod $name;
+            $(#[$meta])*
+            #[cfg(not(feature = "test-support"))]
+            mod $name;
+        )*
+    };
+}
+
+internal_modules! {
+    blockdev;
+    class;
+    dm;
+    dm_table;
+    error;
+    extent;
+    format;
+    kernel;
+    key;
+    keyring;
+    luks;
+    name;
+    params;
+    pipeline;
+    sparse;
+    step;
+    superblock;
+}
+
+/// Loop devices, for the project's root tests and benchmarks only.
+#[cfg(feature = "test-support")]
 pub mod loopdev;
-pub mod luks;
-pub mod name;
-pub mod pipeline;
-pub mod progress;
-pub mod size;
-pub mod sparse;
 
-pub use error::{Error, ErrorClass, Result};
+pub use class::ErrorClass;
+pub use dm::DmError;
+pub use dm_table::TableError;
+pub use error::{Error, Refusal, Result};
+pub use extent::{ByteRange, ExtentError};
+pub use format::{build_image, Ext2Error, FormatError, FormatOptions, FormatPlan, RequestError};
+pub use kernel::ProbeError;
+pub use key::{KeyError, VolumeKey, VOLUME_KEY_BYTES};
+pub use luks::LuksError;
 pub use name::{crypt_device_name, MappingName, NameError};
 pub use pipeline::{
-    cleanup_crypt_device, encrypt_device, CleanupOptions, EncryptOptions, EncryptReport,
+    cleanup, cleanup_crypt_device, copy_file_extents, encrypt, encrypt_device, CleanupOptions,
+    CleanupOutcome, CopyReport, EncryptOptions, EncryptReport, MountRequest, ProgressFn, StepTime,
+    WrittenBytes,
 };
+pub use sparse::SparseError;
+pub use step::Step;
+pub use superblock::SuperblockError;

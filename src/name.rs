@@ -39,7 +39,7 @@ pub struct MappingName(String);
 impl MappingName {
     /// Validate `name` as a mapping name.
     ///
-    /// Accepted: 1 to [`MAPPING_NAME_MAX`] bytes of printable ASCII without `/`, not `.` or
+    /// Accepted: 1 to `MAPPING_NAME_MAX` (123) bytes of printable ASCII without `/`, not `.` or
     /// `..`. That is stricter than the kernel (which takes any byte but `/`), and it keeps names
     /// safe to use as file names under `/dev/mapper` and in udev rules.
     pub fn new(name: &str) -> Result<Self, NameError> {
@@ -67,6 +67,22 @@ impl MappingName {
             return reject("only printable ASCII without spaces is allowed");
         }
         Ok(MappingName(name.to_owned()))
+    }
+
+    /// The default name for `source` (see [`crypt_device_name`]).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use scratchcrypt::MappingName;
+    ///
+    /// let name = MappingName::for_source(Path::new("/dev/vdb"));
+    /// assert_eq!(name.as_str(), "dm-crypt--dev-vdb");
+    /// assert_eq!(name.integrity_name(), "dm-crypt--dev-vdb_dif");
+    /// assert_eq!(name.mapper_path(), Path::new("/dev/mapper/dm-crypt--dev-vdb"));
+    /// ```
+    pub fn for_source(source: &Path) -> MappingName {
+        // crypt_device_name only emits ASCII alphanumerics and `-`, within the length limit.
+        MappingName(crypt_device_name(source))
     }
 
     /// The crypt device's name.
@@ -101,7 +117,7 @@ impl std::str::FromStr for MappingName {
 /// The default mapping name for `source`: `dm-crypt-` followed by the path with every run of
 /// non-alphanumeric bytes replaced by one `-` (so `/dev/sdb` gives `dm-crypt--dev-sdb`).
 ///
-/// Names longer than [`MAPPING_NAME_MAX`] are shortened deterministically: the first 106 bytes
+/// Names longer than `MAPPING_NAME_MAX` (123) are shortened deterministically: the first 106 bytes
 /// are kept and `-` plus 16 hex digits of the FNV-1a 64-bit hash of the *whole* source path is
 /// appended, so two long paths that share a prefix still get different names, and the same path
 /// always gets the same name.
@@ -127,11 +143,6 @@ pub fn crypt_device_name(source: &Path) -> String {
     name
 }
 
-/// The default mapping name for `source` as a validated [`MappingName`].
-pub fn default_mapping_name(source: &Path) -> MappingName {
-    // crypt_device_name only emits ASCII alphanumerics and `-`, within the length limit.
-    MappingName(crypt_device_name(source))
-}
 
 /// FNV-1a, 64 bit: tiny, dependency-free and stable across versions and platforms.
 fn fnv1a64(bytes: &[u8]) -> u64 {

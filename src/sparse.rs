@@ -35,67 +35,46 @@
 //! A short read is retried, and a read of zero bytes inside an extent is an error (the source
 //! shrank underneath us). Every `lseek` error other than `ENXIO` ("no data after this offset")
 //! is an error, and `EINVAL` from `SEEK_DATA` at offset 0 of a non-empty file means the file
-//! system cannot report holes ([`SparseError::SeekUnsupported`]). `EINTR` is retried.
+//! system cannot report holes ([`ExtentError::Unsupported`]). `EINTR` is retried.
 //! A file system that reports a whole file as data (ramfs) cannot be detected from the extents
 //! alone: [`check_holes_supported`] probes the temp directory before the image is built.
 
 use std::io;
 use std::path::PathBuf;
 
-use crate::error::ErrorClass;
+use crate::class::ErrorClass;
+use crate::extent::ExtentError;
 
 mod copy;
-mod extents;
 mod probe;
 mod zero;
 
-pub use copy::{copy_extents, copy_extents_with_buffer, CopyStats, BUFFER_SIZE};
-pub use extents::{data_extents, Extents};
-pub use probe::{check_holes_supported, fs_type_name, HoleSupport};
-pub use zero::{zero_ranges, zero_ranges_with, ZeroMethod, ZeroStats, BLOCK_DEVICE_METHOD};
+pub use copy::copy_extents;
+#[cfg(any(test, feature = "test-support"))]
+pub use copy::{copy_extents_with_buffer, CopyStats, BUFFER_SIZE};
+pub use crate::extent::Extents;
+pub use probe::check_holes_supported;
+#[cfg(any(test, feature = "test-support"))]
+pub use probe::{fs_type_name, HoleSupport};
+/// The data extents of `file` (whose name `path` is used in errors).
+///
+/// `file` may be a regular file or a block device (a block device is one extent: the kernel
+/// reports it all as data).
+pub fn data_extents<'a>(file: &'a std::fs::File, path: &'a std::path::Path) -> Result<Extents<'a>, SparseError> {
+    Ok(Extents::new(file, path, copy::size_of(file, path)?))
+}
 
-/// `whence` for `lseek`: the next offset at or after the given one that holds data
-/// (`include/uapi/linux/fs.h`, Linux 3.1+).
-pub const SEEK_DATA: i32 = 3;
-/// `whence` for `lseek`: the next hole at or after the given one; the end of the file counts as
-/// a hole (`include/uapi/linux/fs.h`, Linux 3.1+).
-pub const SEEK_HOLE: i32 = 4;
+pub use zero::zero_ranges;
+#[cfg(any(test, feature = "test-support"))]
+pub use zero::{zero_ranges_with, ZeroMethod, ZeroStats, BLOCK_DEVICE_METHOD};
 
 /// Errors of the extent copier.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SparseError {
-    /// `lseek(SEEK_DATA)` failed with something other than `ENXIO`.
-    #[error("seek data in {} from offset {offset}", path.display())]
-    SeekData {
-        /// The file searched.
-        path: PathBuf,
-        /// The offset the search started from.
-        offset: u64,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// `lseek(SEEK_HOLE)` failed.
-    #[error("seek hole in {} from offset {offset}", path.display())]
-    SeekHole {
-        /// The file searched.
-        path: PathBuf,
-        /// The offset the search started from.
-        offset: u64,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file system of the file does not implement `SEEK_DATA` (`EINVAL` at offset 0).
-    #[error("seek data in {}: the file system does not support SEEK_DATA/SEEK_HOLE", path.display())]
-    SeekUnsupported {
-        /// The file searched.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    /// Walking the source's data extents failed.
+    #[error(transparent)]
+    Extent(#[from] ExtentError),
     /// `pread` failed.
     #[error("read {} at offset {offset}", path.display())]
     Read {
@@ -263,19 +242,16 @@ impl SparseError {
     pub fn class(&self) -> ErrorClass {
         use SparseError::*;
         match self {
-            SeekUnsupported { .. } | HolesNotReported { .. } | FileTooLarge { .. } => {
-                ErrorClass::Unsupported
-            }
+            Extent(e) => e.class(),
+            HolesNotReported { .. } | FileTooLarge { .. } => ErrorClass::Unsupported,
             NotBlockOrFile { .. }
             | SourceTooLarge { .. }
             | SizeNotAligned { .. }
             | Misaligned { .. }
             | RangeOutOfBounds { .. }
             | RangesOverlap { .. } => ErrorClass::InvalidInput,
-            Query { source, .. } | Probe { source, .. } => crate::error::class_of_io(source),
-            SeekData { .. }
-            | SeekHole { .. }
-            | Read { .. }
+            Query { source, .. } | Probe { source, .. } => crate::class::class_of_io(source),
+            Read { .. }
             | Truncated { .. }
             | Write { .. }
             | Zero { .. }

@@ -243,7 +243,7 @@ fn check_coverage(size: u64) {
     };
     let img = dir.path().join("img");
     let plan = build_image(&img, size, &FormatOptions::default()).unwrap();
-    let data = data_extents(&File::open(&img).unwrap()).unwrap();
+    let data = data_extents(&File::open(&img).unwrap(), &img).unwrap();
     let mut covered = blocks_of(&data);
     covered.extend(blocks_of(&plan.zero_ranges));
     let covered = merge(covered);
@@ -300,7 +300,7 @@ fn garbage_device(path: &Path, image: &Path, plan: &FormatPlan, zero: bool) {
         }
     }
     let img = File::open(image).unwrap();
-    for r in data_extents(&img).unwrap() {
+    for r in data_extents(&img, image).unwrap() {
         let mut buf = vec![0u8; r.len as usize];
         img.read_exact_at(&mut buf, r.start).unwrap();
         dev.write_all_at(&buf, r.start).unwrap();

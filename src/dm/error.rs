@@ -3,18 +3,30 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::dm_table::{SuperblockError, TableError};
-use crate::error::{class_of_io, ErrorClass};
+use crate::class::{class_of_io, ErrorClass};
+use crate::dm_table::TableError;
+use crate::kernel::ProbeError;
+use crate::superblock::SuperblockError;
 
 /// Errors of device-mapper activation and removal.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DmError {
     /// The running kernel has no device-mapper at all.
-    #[error("this kernel has no device-mapper: {detail}")]
+    #[error("this kernel has no device-mapper")]
     NoDeviceMapper {
-        /// What was checked.
-        detail: String,
+        /// What the probe found.
+        #[source]
+        source: ProbeError,
+    },
+    /// The device-mapper control node exists but could not be opened (permissions, say).
+    #[error("open {}", path.display())]
+    Control {
+        /// The control node, `/dev/mapper/control`.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
     /// The kernel refused a table and does not list its target type.
     #[error("this kernel has no dm-{target} target (needed by {name}; is the dm-{target} module available?)")]
@@ -57,8 +69,14 @@ pub enum DmError {
     Busy {
         /// The name.
         name: String,
-        /// Its open count (-1 if the kernel reported EBUSY on removal).
+        /// Its open count.
         open_count: i32,
+    },
+    /// The kernel refused the removal as busy: someone opened the device after our check.
+    #[error("mapping {name} is busy (it was opened while being removed); it was not removed")]
+    BusyOnRemove {
+        /// The name.
+        name: String,
     },
     /// The device is not one cryptsetup or we created.
     #[error(
@@ -119,9 +137,12 @@ impl DmError {
                 ErrorClass::Unsupported
             }
             DmError::Ioctl { source, .. }
+            | DmError::Control { source, .. }
             | DmError::Source { source, .. }
             | DmError::Node { source, .. } => class_of_io(source),
-            DmError::NameInUse { .. } | DmError::Busy { .. } => ErrorClass::Busy,
+            DmError::NameInUse { .. } | DmError::Busy { .. } | DmError::BusyOnRemove { .. } => {
+                ErrorClass::Busy
+            }
             DmError::NotOurs { .. } | DmError::KeySize { .. } | DmError::Table(_) => {
                 ErrorClass::InvalidInput
             }

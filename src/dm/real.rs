@@ -16,9 +16,7 @@ use zeroize::Zeroize;
 
 use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
 use crate::dm_table::TableLine;
-
-/// Where the kernel lists misc devices; device-mapper's control node is one of them.
-const PROC_MISC: &str = "/proc/misc";
+use crate::kernel;
 
 /// The control node the crate opens.
 const DM_CONTROL: &str = "/dev/mapper/control";
@@ -44,32 +42,17 @@ impl RealDm {
     /// Open `/dev/mapper/control`, after checking that the kernel has device-mapper at all
     /// (`/proc/misc` lists `device-mapper`); makes the control node if it is missing.
     pub fn new() -> Result<RealDm, DmError> {
-        let misc = fs::read_to_string(PROC_MISC).map_err(|e| DmError::NoDeviceMapper {
-            detail: format!("cannot read {PROC_MISC}: {e}"),
-        })?;
-        let minor = dm_misc_minor(&misc).ok_or_else(|| DmError::NoDeviceMapper {
-            detail: format!(
-                "{PROC_MISC} has no device-mapper entry (CONFIG_BLK_DEV_DM is off or the dm-mod \
-                 module is not loaded)"
-            ),
-        })?;
+        let minor =
+            kernel::device_mapper_minor().map_err(|source| DmError::NoDeviceMapper { source })?;
         if !Path::new(DM_CONTROL).exists() {
             make_node(Path::new(DM_CONTROL), libc::S_IFCHR, 10, minor)?;
         }
-        let dm = DM::new().map_err(|e| DmError::NoDeviceMapper {
-            detail: format!("cannot open {DM_CONTROL}: {e}"),
+        let dm = DM::new().map_err(|e| DmError::Control {
+            path: PathBuf::from(DM_CONTROL),
+            source: to_io(e),
         })?;
         Ok(RealDm { dm })
     }
-}
-
-/// The misc minor of `device-mapper` in the text of `/proc/misc` (lines `<minor> <name>`).
-pub fn dm_misc_minor(misc: &str) -> Option<u32> {
-    misc.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        let minor = it.next()?.parse().ok()?;
-        (it.next()? == "device-mapper").then_some(minor)
-    })
 }
 
 /// The errno of a devicemapper error; other failures become `EIO` with the crate's text
@@ -240,10 +223,10 @@ impl DeviceMapper for RealDm {
             .dm
             .list_versions()
             .map_err(ioctl("list the target types for", "device-mapper"))?;
-        Ok(targets
-            .iter()
-            .filter(|t| !listed.iter().any(|(n, ..)| n == *t))
-            .map(|t| (*t).to_owned())
+        let names: Vec<&str> = listed.iter().map(|(name, ..)| name.as_str()).collect();
+        Ok(kernel::unlisted(&names, targets)
+            .into_iter()
+            .map(str::to_owned)
             .collect())
     }
 
@@ -293,21 +276,10 @@ impl DeviceMapper for RealDm {
 mod tests {
     use super::*;
 
-    /// The device-mapper minor is found in /proc/misc text, and its absence is noticed.
-    #[test]
-    fn proc_misc_is_parsed() {
-        assert_eq!(
-            dm_misc_minor(" 58 btrfs-control\n236 device-mapper\n"),
-            Some(236)
-        );
-        assert_eq!(dm_misc_minor(" 58 btrfs-control\n183 hw_random\n"), None);
-    }
-
     /// On a kernel without device-mapper (like the build host), opening says so plainly.
     #[test]
     fn missing_device_mapper_is_reported_plainly() {
-        let misc = fs::read_to_string(PROC_MISC).unwrap_or_default();
-        if dm_misc_minor(&misc).is_some() {
+        if kernel::has_device_mapper() {
             eprintln!("skipping: this kernel has device-mapper");
             return;
         }
@@ -317,6 +289,6 @@ mod tests {
                 .starts_with("this kernel has no device-mapper"),
             "{e}"
         );
-        assert_eq!(e.class(), crate::error::ErrorClass::Unsupported);
+        assert_eq!(e.class(), crate::class::ErrorClass::Unsupported);
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::error::ErrorClass;
+use crate::class::ErrorClass;
 use std::os::unix::fs::FileExt;
 
 /// A temp "disk" with an integrity superblock at sector 32 providing 64 sectors, and matching
@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
         _dir: dir,
         source,
         params: LuksParams {
-            uuid: "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3".to_owned(),
+            uuid: uuid::Uuid::parse_str("0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3").unwrap(),
             data_offset_sectors: 32,
             sector_size: 4096,
             cipher: "aes".to_owned(),
@@ -281,7 +281,8 @@ fn ebusy_on_remove_is_busy() {
     run(&dm, &fx).unwrap();
     dm.fail_on("remove", "scratch", libc::EBUSY);
     let e = remove(&dm, &fx.name).unwrap_err();
-    assert!(matches!(e, DmError::Busy { .. }), "{e:?}");
+    assert!(matches!(e, DmError::BusyOnRemove { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Busy);
     assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
 }
 

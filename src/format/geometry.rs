@@ -90,13 +90,13 @@ pub struct Geometry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// Smaller than [`MIN_SIZE_BYTES`].
+    /// Smaller than `MIN_SIZE_BYTES`.
     #[error("the size is below the 8 MiB minimum")]
     TooSmall,
-    /// More than [`MAX_BLOCKS`] blocks.
+    /// More than `MAX_BLOCKS` blocks.
     #[error("the size is above the 16 TiB maximum")]
     TooLarge,
-    /// Inode ratio outside [`INODE_RATIO_RANGE`].
+    /// Inode ratio outside `INODE_RATIO_RANGE`.
     #[error("the inode ratio is outside 1024..=67108864 bytes per inode")]
     InodeRatio,
     /// Reserved percentage outside 0..=50 (mke2fs' `-m` limit).

@@ -1,25 +1,9 @@
-//! Byte ranges: the zero list of a [`super::FormatPlan`] and the data map of a sparse file.
+//! The zero list of a [`super::FormatPlan`] and the data map of a sparse image.
 
 use std::fs::File;
-use std::io;
+use std::path::Path;
 
-use serde::Serialize;
-
-/// A half-open byte range `[start, start + len)` of the device or image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct ByteRange {
-    /// First byte.
-    pub start: u64,
-    /// Length in bytes.
-    pub len: u64,
-}
-
-impl ByteRange {
-    /// One past the last byte.
-    pub fn end(&self) -> u64 {
-        self.start + self.len
-    }
-}
+use crate::extent::{ByteRange, ExtentError, Extents};
 
 /// Collects block runs in any order and yields them sorted, merged and non-overlapping.
 #[derive(Debug, Default)]
@@ -66,21 +50,21 @@ impl RangeBuilder {
 
 /// The data extents of a sparse file, as reported by `lseek(SEEK_DATA/SEEK_HOLE)`.
 ///
-/// This is the extent copier's own iterator ([`crate::sparse::data_extents`]), so the plan's
-/// byte count is exactly what the pipeline's copy will write, not what libext2fs believes it
-/// wrote.
-pub fn data_extents(file: &File) -> io::Result<Vec<ByteRange>> {
-    let path = std::path::Path::new("image");
-    crate::sparse::data_extents(file, path)
-        .map_err(io::Error::other)?
+/// This is the extent copier's own iterator ([`crate::extent::Extents`]), so the plan's byte
+/// count is exactly what the pipeline's copy will write, not what libext2fs believes it wrote.
+pub fn data_extents(file: &File, path: &Path) -> Result<Vec<ByteRange>, ExtentError> {
+    let len = file.metadata().map_err(|source| ExtentError::Size {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Extents::new(file, path, len.len())
         .map(|extent| {
             extent.map(|r| ByteRange {
                 start: r.start,
                 len: r.end - r.start,
             })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io::Error::other)
+        .collect()
 }
 
 #[cfg(test)]
@@ -128,7 +112,7 @@ mod tests {
         f.write_all(&[1u8; 4096]).unwrap();
         f.seek(SeekFrom::Start(32 << 20)).unwrap();
         f.write_all(&[0u8; 4096]).unwrap();
-        let ext = data_extents(&f).unwrap();
+        let ext = data_extents(&f, Path::new("image")).unwrap();
         let total: u64 = ext.iter().map(|r| r.len).sum();
         assert_eq!(ext.len(), 2, "{ext:?}");
         assert!(ext[0].start <= 1 << 20 && ext[0].end() >= (1 << 20) + 4096);

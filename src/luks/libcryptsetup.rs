@@ -6,9 +6,10 @@ use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
 use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat, KeyslotsSize, MetadataSize};
 use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
 
-use super::{LuksError, LuksFormatter, LuksParams, VolumeKey};
-use super::{CIPHER, INTEGRITY, MIN_DATA_BYTES, MIN_DEVICE_BYTES, SECTOR_SIZE};
-use crate::dm_table::read_integrity_superblock;
+use super::{LuksError, LuksFormatter};
+use crate::key::VolumeKey;
+use crate::params::{LuksParams, CIPHER, INTEGRITY, MIN_DATA_BYTES, MIN_DEVICE_BYTES, SECTOR_SIZE};
+use crate::superblock::read_integrity_superblock;
 
 /// Smallest JSON metadata area LUKS2 allows (`LUKS2_HDR_16K_LEN`, `lib/luks2/luks2.h`).
 const METADATA_SIZE: MetadataSize = MetadataSize::Kb16;
@@ -40,8 +41,7 @@ impl LuksFormatter for Libcryptsetup {
         })?;
         // crypt_format overwrites the first megabytes before it needs device-mapper for the
         // integrity superblock: refuse up front on a kernel without it.
-        let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
-        if crate::dm::dm_misc_minor(&misc).is_none() {
+        if !crate::kernel::has_device_mapper() {
             return Err(LuksError::NoDeviceMapper {
                 device: device.to_path_buf(),
             });
@@ -120,7 +120,7 @@ impl LuksFormatter for Libcryptsetup {
             .map_err(|e| {
                 // The kernel autoloads dm-integrity on first use, so it can only be known to be
                 // missing once the format's temporary integrity device failed.
-                if !kernel_lists_target("integrity") {
+                if crate::kernel::lacks_dm_target("integrity") {
                     LuksError::MissingTarget {
                         device: device.to_path_buf(),
                         target: "integrity",
@@ -133,16 +133,6 @@ impl LuksFormatter for Libcryptsetup {
             .persistent_flags_set(CryptActivate::NO_JOURNAL)
             .map_err(fail("set the persistent no-journal flag"))?;
         read_params(&mut cd, device)
-    }
-}
-
-/// Whether device-mapper lists `target` among its loaded target types (DM_LIST_VERSIONS).
-/// Unknown (no device-mapper, ioctl failure) counts as listed, so callers keep the original
-/// error.
-fn kernel_lists_target(target: &str) -> bool {
-    match devicemapper::DM::new().and_then(|dm| dm.list_versions()) {
-        Ok(list) => list.iter().any(|(name, ..)| name == target),
-        Err(_) => true,
     }
 }
 
@@ -224,11 +214,7 @@ fn read_params(
         what,
     };
     let mut status = cd.status_handle();
-    let uuid = status
-        .get_uuid()
-        .map_err(fail("read the header UUID"))?
-        .hyphenated()
-        .to_string();
+    let uuid = status.get_uuid().map_err(fail("read the header UUID"))?;
     let cipher = status.get_cipher().map_err(fail("read the cipher"))?;
     let cipher_mode = status
         .get_cipher_mode()

@@ -2,14 +2,16 @@
 //!
 //! It writes what activation reads from a formatted device (the dm-integrity superblock at the
 //! data offset) into a regular file, and returns matching [`LuksParams`], so
-//! [`crate::dm::activate`] over [`crate::dm::MockDm`] runs the same code path as for real.
+//! `dm::activate` over the dm mock runs the same code path as for real.
 
 use std::cell::Cell;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::{LuksError, LuksFormatter, LuksParams, VolumeKey, SECTOR_SIZE, VOLUME_KEY_BYTES};
-use crate::dm_table::IntegritySuperblock;
+use super::{LuksError, LuksFormatter};
+use crate::key::{VolumeKey, VOLUME_KEY_BYTES};
+use crate::params::{LuksParams, SECTOR_SIZE};
+use crate::superblock::IntegritySuperblock;
 
 /// Data offset the mock uses: 1 MiB, as our real format gives.
 pub const MOCK_DATA_OFFSET_SECTORS: u64 = 2048;
@@ -49,7 +51,10 @@ impl LuksFormatter for MockFormatter {
             return Err(io_err(std::io::Error::from_raw_os_error(errno)));
         }
         if key.len() != VOLUME_KEY_BYTES {
-            return Err(LuksError::KeyLength { len: key.len() });
+            return Err(LuksError::KeySize {
+                device: device.to_path_buf(),
+                len: key.len(),
+            });
         }
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -78,7 +83,7 @@ impl LuksFormatter for MockFormatter {
         file.write_all_at(&sb.encode(), MOCK_DATA_OFFSET_SECTORS * 512)
             .map_err(io_err)?;
         Ok(LuksParams {
-            uuid: "00000000-0000-4000-8000-000000000000".to_owned(),
+            uuid: uuid::Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0000),
             data_offset_sectors: MOCK_DATA_OFFSET_SECTORS,
             sector_size: SECTOR_SIZE,
             cipher: "aes".to_owned(),

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{at, find_mounts, BlockDevices, Step, SystemDevices};
+use super::mount::find_mounts;
+use super::{at, BlockDevices, SystemDevices};
+use crate::step::Step;
 use crate::dm::{self, DeviceMapper, RealDm};
 use crate::error::{Error, Result};
 use crate::name::MappingName;
@@ -37,7 +39,7 @@ pub struct CleanupOutcome {
     pub integrity_removed: bool,
     /// Mount points that were unmounted first.
     pub unmounted: Vec<PathBuf>,
-    /// Temp dirs of runs that died without removing them (see [`remove_stale_temp_dirs`]).
+    /// Temp dirs of runs that died without removing them (`scratchcrypt-<pid>-*` dirs whose process is gone).
     pub stale_temp_dirs_removed: Vec<PathBuf>,
 }
 

@@ -15,8 +15,8 @@ use nix::fcntl::{Flock, FlockArg};
 use super::mount::{self, MountRequest};
 use crate::blockdev::{self, Kind};
 use crate::dm::Activation;
-use crate::error::{Error, ErrorClass, Result};
-use crate::luks::MIN_DEVICE_BYTES;
+use crate::error::{Error, Refusal, Result};
+use crate::params::MIN_DEVICE_BYTES;
 
 /// How often to look for a source that has not appeared yet.
 const WAIT_POLL: Duration = Duration::from_millis(50);
@@ -32,6 +32,7 @@ pub struct SourceInfo {
 
 impl SourceInfo {
     /// A probe result without a lock, for test implementations of [`BlockDevices`].
+    #[cfg(any(test, feature = "test-support"))]
     pub fn unlocked(size_bytes: u64) -> SourceInfo {
         SourceInfo {
             size_bytes,
@@ -61,11 +62,10 @@ pub trait BlockDevices {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemDevices;
 
-fn refused(path: &Path, reason: impl Into<String>, class: ErrorClass) -> Error {
+fn refused(path: &Path, reason: Refusal) -> Error {
     Error::Refused {
         path: path.to_path_buf(),
-        reason: reason.into(),
-        class,
+        reason,
     }
 }
 
@@ -85,11 +85,7 @@ pub fn wait_for(path: &Path, wait: Duration) -> Result<()> {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if Instant::now() >= deadline {
-                    return Err(refused(
-                        path,
-                        format!("does not exist (waited {:.1} s)", wait.as_secs_f64()),
-                        ErrorClass::InvalidInput,
-                    ));
+                    return Err(refused(path, Refusal::Missing { waited: wait }));
                 }
                 std::thread::sleep(WAIT_POLL);
             }
@@ -108,36 +104,14 @@ impl BlockDevices for SystemDevices {
             .map_err(io_err("open", path))?;
         match blockdev::kind(&file).map_err(io_err("stat", path))? {
             Kind::Block => {}
-            Kind::Regular => {
-                return Err(refused(
-                    path,
-                    "is a regular file, not a block device (attach it to a loop device first)",
-                    ErrorClass::InvalidInput,
-                ))
-            }
-            Kind::Char => {
-                return Err(refused(
-                    path,
-                    "is a character device, not a block device",
-                    ErrorClass::InvalidInput,
-                ))
-            }
-            Kind::Other => {
-                return Err(refused(
-                    path,
-                    "is not a block device",
-                    ErrorClass::InvalidInput,
-                ))
-            }
+            Kind::Regular => return Err(refused(path, Refusal::RegularFile)),
+            Kind::Char => return Err(refused(path, Refusal::CharDevice)),
+            Kind::Other => return Err(refused(path, Refusal::NotBlockDevice)),
         }
         // A second scratchcrypt on the same device stops here; udev also skips locked devices.
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
             if errno == nix::errno::Errno::EWOULDBLOCK {
-                refused(
-                    path,
-                    "is locked by another process (another scratchcrypt run?)",
-                    ErrorClass::Busy,
-                )
+                refused(path, Refusal::Locked)
             } else {
                 io_err("lock", path)(errno.into())
             }
@@ -147,11 +121,7 @@ impl BlockDevices for SystemDevices {
         match blockdev::open_exclusive(path) {
             Ok(probe) => drop(probe),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                return Err(refused(
-                    path,
-                    "is in use (mounted, part of a device-mapper table, or held open exclusively)",
-                    ErrorClass::Busy,
-                ))
+                return Err(refused(path, Refusal::InUse))
             }
             Err(e) => return Err(io_err("open exclusively", path)(e)),
         }
@@ -159,11 +129,10 @@ impl BlockDevices for SystemDevices {
         if size_bytes < MIN_DEVICE_BYTES {
             return Err(refused(
                 path,
-                format!(
-                    "is too small: {size_bytes} bytes, at least {MIN_DEVICE_BYTES} are needed for \
-                     the LUKS2 header, the integrity metadata and ext4"
-                ),
-                ErrorClass::InvalidInput,
+                Refusal::TooSmall {
+                    size: size_bytes,
+                    min: MIN_DEVICE_BYTES,
+                },
             ));
         }
         Ok(SourceInfo {

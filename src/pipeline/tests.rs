@@ -8,8 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::*;
-use crate::dm::MockDm;
-use crate::error::ErrorClass;
+use crate::class::ErrorClass;
+use crate::dm::{Activation, MockDm};
+use crate::key::VolumeKey;
 use crate::luks::MockFormatter;
 
 /// Block devices over regular files: the source is a file, the mapping another file.
@@ -378,7 +379,7 @@ impl LuksFormatter for RecordingFormatter {
         &self,
         device: &Path,
         key: &VolumeKey,
-    ) -> std::result::Result<crate::luks::LuksParams, crate::luks::LuksError> {
+    ) -> std::result::Result<crate::params::LuksParams, crate::luks::LuksError> {
         self.seen.borrow_mut().extend_from_slice(key.expose());
         self.inner.format(device, key)
     }

@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::extents::{next_extent, seek};
+use crate::extent::{next_extent, seek};
 use super::SparseError;
 
 /// The smallest probe file: big enough that any file system's hole granularity (4 KiB pages,
@@ -53,7 +53,7 @@ pub fn fs_type_name(magic: i64) -> String {
 ///
 /// Fails with [`SparseError::HolesNotReported`] on ramfs-like file systems, with
 /// [`SparseError::FileTooLarge`] when the file system's maximum file size is below
-/// `image_size`, and with [`SparseError::SeekUnsupported`] where SEEK_DATA is missing. The
+/// `image_size`, and with [`crate::extent::ExtentError::Unsupported`] where SEEK_DATA is missing. The
 /// probe file is unlinked right after it is created.
 pub fn check_holes_supported(dir: &Path, image_size: u64) -> Result<HoleSupport, SparseError> {
     let probe_err = |step, source| SparseError::Probe {

@@ -4,14 +4,12 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 use std::fs::{File, OpenOptions};
-use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::extents::next_extent;
 use super::*;
-use crate::error::ErrorClass;
+use crate::class::ErrorClass;
 
 const B: u64 = 4096;
 
@@ -98,13 +96,6 @@ fn copy_and_compare(p: &Pair, size: u64, dst_size: u64, buffer: usize) -> CopySt
     stats
 }
 
-/// The public whence constants are the kernel's.
-#[test]
-fn seek_constants_match_the_kernel() {
-    assert_eq!(SEEK_DATA, libc::SEEK_DATA);
-    assert_eq!(SEEK_HOLE, libc::SEEK_HOLE);
-}
-
 /// An empty file has no extents, and copying it writes nothing.
 #[test]
 fn empty_file_has_no_extents() {
@@ -179,87 +170,6 @@ fn unaligned_extent_is_rounded_out() {
     assert!(dst[2 * B as usize..2 * B as usize + 1000]
         .iter()
         .all(|&b| b == 0));
-}
-
-/// An extent reaching past the size read at the start (the file grew) is clipped to it.
-#[test]
-fn next_extent_clips_to_file_size() {
-    let path = Path::new("fake");
-    let r = next_extent(
-        |o, w| Ok(if w == SEEK_DATA { o + 10 } else { o + 1000 }),
-        path,
-        0,
-        500,
-    )
-    .unwrap();
-    assert_eq!(r, Some(10..500));
-}
-
-/// ENXIO from SEEK_DATA is the end of the data, not an error.
-#[test]
-fn enxio_means_no_more_data() {
-    let r = next_extent(
-        |_, _| Err(io::Error::from_raw_os_error(libc::ENXIO)),
-        Path::new("f"),
-        4096,
-        8192,
-    );
-    assert_eq!(r.unwrap(), None);
-}
-
-/// EINVAL from SEEK_DATA at offset 0 of a non-empty file says the fs has no SEEK_DATA.
-#[test]
-fn einval_at_zero_is_unsupported() {
-    let e = next_extent(
-        |_, _| Err(io::Error::from_raw_os_error(libc::EINVAL)),
-        Path::new("f"),
-        0,
-        8192,
-    )
-    .unwrap_err();
-    assert!(matches!(e, SparseError::SeekUnsupported { .. }), "{e:?}");
-    assert_eq!(e.class(), ErrorClass::Unsupported);
-    assert!(e.to_string().contains("SEEK_DATA"));
-}
-
-/// Any other SEEK_DATA error is an error naming the step, the path and the offset.
-#[test]
-fn other_seek_data_errors_are_errors() {
-    let e = next_extent(
-        |_, _| Err(io::Error::from_raw_os_error(libc::EIO)),
-        Path::new("/img"),
-        4096,
-        8192,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(e, SparseError::SeekData { offset: 4096, .. }),
-        "{e:?}"
-    );
-    assert_eq!(e.to_string(), "seek data in /img from offset 4096");
-    assert!(std::error::Error::source(&e).is_some());
-}
-
-/// A SEEK_HOLE failure after data was found (e.g. ENXIO: the file shrank) is an error.
-#[test]
-fn seek_hole_errors_are_errors() {
-    let e = next_extent(
-        |o, w| {
-            if w == SEEK_DATA {
-                Ok(o)
-            } else {
-                Err(io::Error::from_raw_os_error(libc::ENXIO))
-            }
-        },
-        Path::new("/img"),
-        0,
-        8192,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(e, SparseError::SeekHole { offset: 0, .. }),
-        "{e:?}"
-    );
 }
 
 /// A character device has no extents to speak of: it is refused as a source.

@@ -1,9 +1,11 @@
 use super::*;
+use crate::superblock::parse_integrity_superblock;
+use crate::superblock::tests::superblock_bytes;
 
 /// Header values of a 1 GiB disk formatted by libcryptsetup 2.6.1 with our parameters.
 pub(crate) fn params() -> LuksParams {
     LuksParams {
-        uuid: "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3".to_owned(),
+        uuid: Uuid::parse_str("0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3").unwrap(),
         data_offset_sectors: 32768,
         sector_size: 4096,
         cipher: "aes".to_owned(),
@@ -12,85 +14,6 @@ pub(crate) fn params() -> LuksParams {
         tag_size: 32,
         key_size: 96,
     }
-}
-
-/// A superblock as the kernel writes it: version 5, tag 32, 4 KiB blocks, the given size.
-pub(crate) fn superblock_bytes(provided: u64) -> Vec<u8> {
-    let mut b = vec![0u8; 512];
-    b[..8].copy_from_slice(INTEGRITY_MAGIC);
-    b[8] = 5;
-    b[9] = 15;
-    b[10..12].copy_from_slice(&32u16.to_le_bytes());
-    b[12..16].copy_from_slice(&22u32.to_le_bytes());
-    b[16..24].copy_from_slice(&provided.to_le_bytes());
-    b[24..28].copy_from_slice(&(1u32 << 3).to_le_bytes());
-    b[28] = 3;
-    b
-}
-
-/// All fields are read at the kernel's offsets and in little-endian order.
-#[test]
-fn superblock_fields_are_parsed() {
-    let sb = parse_integrity_superblock(&superblock_bytes(2_031_880)).unwrap();
-    assert_eq!(
-        sb,
-        IntegritySuperblock {
-            version: 5,
-            log2_interleave_sectors: 15,
-            tag_size: 32,
-            journal_sections: 22,
-            provided_data_sectors: 2_031_880,
-            flags: 8,
-            log2_sectors_per_block: 3,
-        }
-    );
-}
-
-/// Encoding and parsing are inverse, and encode matches the hand-made kernel layout.
-#[test]
-fn superblock_encoding_round_trips() {
-    let bytes = superblock_bytes(777);
-    let sb = parse_integrity_superblock(&bytes).unwrap();
-    assert_eq!(sb.encode().as_slice(), bytes.as_slice());
-}
-
-/// Bad magic, version, sizes and flags are each refused with a reason.
-#[test]
-fn invalid_superblocks_are_refused() {
-    type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
-    let cases: Vec<(Mutation, &str)> = vec![
-        (Box::new(|b| b[0] = b'X'), "magic"),
-        (Box::new(|b| b[8] = 0), "version"),
-        (Box::new(|b| b[8] = 99), "version"),
-        (Box::new(|b| b[10] = 0), "tag size"),
-        (Box::new(|b| b[16..24].fill(0)), "provided_data_sectors"),
-        (Box::new(|b| b[28] = 4), "block size"),
-        (Box::new(|b| b[24] = 1), "flags"),
-        (Box::new(|b| b.truncate(20)), "bytes"),
-    ];
-    for (mutate, word) in cases {
-        let mut b = superblock_bytes(1000);
-        mutate(&mut b);
-        let e = parse_integrity_superblock(&b).unwrap_err();
-        assert!(e.to_string().contains(word), "{e} should mention {word}");
-    }
-}
-
-/// The superblock is read at the data offset, and a size beyond the device is refused.
-#[test]
-fn superblock_is_read_at_the_data_offset_and_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("disk");
-    let f = File::create(&path).unwrap();
-    f.set_len(32 * 512 + 100 * 512).unwrap();
-    f.write_all_at(&superblock_bytes(100), 32 * 512).unwrap();
-    let sb = read_integrity_superblock(&path, 32).unwrap();
-    assert_eq!(sb.provided_data_sectors, 100);
-    f.write_all_at(&superblock_bytes(101), 32 * 512).unwrap();
-    let e = read_integrity_superblock(&path, 32).unwrap_err();
-    assert!(e.to_string().contains("exceed"), "{e}");
-    let e = read_integrity_superblock(&dir.path().join("nope"), 32).unwrap_err();
-    assert_eq!(e.class(), ErrorClass::InvalidInput);
 }
 
 /// The integrity table is libcryptsetup 2.6.1's, sized from the superblock.
@@ -154,7 +77,7 @@ fn crypt_table_with_hex_key_is_secret() {
 /// dm UUIDs and the keyring description follow cryptsetup 2.6.1.
 #[test]
 fn names_follow_cryptsetup() {
-    let u = "0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3";
+    let u = &Uuid::parse_str("0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3").unwrap();
     assert_eq!(
         crypt_dm_uuid(u, "scratch"),
         "CRYPT-LUKS2-0b3c5d1e2f404a5b8c6d7e8f90a1b2c3-scratch"

@@ -25,6 +25,7 @@
 //! mapping that is open (mounted, or held by a process) is refused before anything is removed.
 
 mod error;
+#[cfg(any(test, feature = "test-support"))]
 mod mock;
 mod real;
 
@@ -33,16 +34,19 @@ use std::path::{Path, PathBuf};
 
 pub use error::DmError;
 
+#[cfg(any(test, feature = "test-support"))]
 pub use mock::{MockDevice, MockDm};
-pub use real::{dm_misc_minor, RealDm};
+pub use real::RealDm;
 
 use crate::dm_table::{
-    crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description,
-    read_integrity_superblock, KeyRef, TableLine,
+    crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description, KeyRef,
+    TableLine,
 };
+use crate::key::VolumeKey;
 use crate::keyring::KeyringKey;
-use crate::luks::{LuksParams, VolumeKey};
 use crate::name::MappingName;
+use crate::params::LuksParams;
+use crate::superblock::{read_integrity_superblock, IntegritySuperblock};
 
 /// A device number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,6 +177,7 @@ pub enum KeyPlacement {
     /// keyring refuses the key. The default, as in cryptsetup.
     Keyring,
     /// Hex in the table (loaded with `DM_SECURE_DATA`); for kernels whose dm-crypt predates
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
     /// keyring support (Linux < 4.10), and to test the fallback.
     Hex,
 }
@@ -229,7 +234,7 @@ pub fn activate_with(
 struct Steps<'a> {
     params: &'a LuksParams,
     key: &'a VolumeKey,
-    sb: &'a crate::dm_table::IntegritySuperblock,
+    sb: &'a IntegritySuperblock,
     dif_table: &'a TableLine,
     crypt_name: &'a str,
     dif_name: &'a str,
@@ -381,9 +386,8 @@ pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome
 fn busy_if_ebusy(name: &str) -> impl Fn(DmError) -> DmError + '_ {
     move |e| match &e {
         DmError::Ioctl { source, .. } if source.raw_os_error() == Some(libc::EBUSY) => {
-            DmError::Busy {
+            DmError::BusyOnRemove {
                 name: name.to_owned(),
-                open_count: -1,
             }
         }
         _ => e,

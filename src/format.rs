@@ -49,12 +49,16 @@ use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 
-use crate::error::{class_of_io, ErrorClass};
+use crate::class::{class_of_io, ErrorClass};
+use crate::extent::ExtentError;
 pub use fs::Ext2Error;
 use fs::Ext2Fs;
-pub use geometry::{Geometry, RequestError, SizeClass, BLOCK_SIZE};
+pub use geometry::{Geometry, RequestError, BLOCK_SIZE};
+#[cfg(any(test, feature = "test-support"))]
+pub use geometry::SizeClass;
 use plan::RangeBuilder;
-pub use plan::{data_extents, ByteRange};
+pub use crate::extent::ByteRange;
+pub use plan::data_extents;
 
 /// libext2fs is not thread-safe in general (com_err tables, global I/O manager state): one
 /// image at a time per process.
@@ -139,7 +143,7 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 #[non_exhaustive]
 pub enum FormatError {
     /// The size or an option cannot be formatted.
-    #[error("build the ext4 image {}: invalid request", image.display())]
+    #[error("{}: invalid request", image.display())]
     InvalidRequest {
         /// The image file.
         image: PathBuf,
@@ -157,7 +161,7 @@ pub enum FormatError {
         source: io::Error,
     },
     /// A libext2fs call failed.
-    #[error("build the ext4 image {}: {step}", image.display())]
+    #[error("{}: {step}", image.display())]
     Ext2fs {
         /// The step, in words.
         step: &'static str,
@@ -167,14 +171,23 @@ pub enum FormatError {
         #[source]
         source: Ext2Error,
     },
-    /// Reading the image's data map failed.
-    #[error("scan the data extents of {}", image.display())]
-    ScanImage {
+    /// Opening the finished image to read its data map failed.
+    #[error("open {} to scan its data extents", image.display())]
+    OpenImage {
         /// The image file.
         image: PathBuf,
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// Reading the image's data map failed.
+    #[error("scan the data extents of {}", image.display())]
+    ScanImage {
+        /// The image file.
+        image: PathBuf,
+        /// Why.
+        #[source]
+        source: ExtentError,
     },
 }
 
@@ -183,9 +196,10 @@ impl FormatError {
     pub fn class(&self) -> ErrorClass {
         match self {
             FormatError::InvalidRequest { .. } => ErrorClass::InvalidInput,
-            FormatError::CreateImage { source, .. } | FormatError::ScanImage { source, .. } => {
+            FormatError::CreateImage { source, .. } | FormatError::OpenImage { source, .. } => {
                 class_of_io(source)
             }
+            FormatError::ScanImage { source, .. } => source.class(),
             FormatError::Ext2fs { source, .. } => match source.errno() {
                 Some(e) => class_of_io(&io::Error::from_raw_os_error(e)),
                 None => ErrorClass::Io,
@@ -197,6 +211,21 @@ impl FormatError {
 /// Build an ext4 image of `size_bytes` (rounded down to 4 KiB) in the file `image` (created or
 /// truncated; it should live on a filesystem that keeps holes, such as tmpfs — not ramfs) and
 /// return the plan: which device ranges to zero before copying the image's data extents.
+///
+/// Needs no privileges: this is what `scratchcrypt format-image` runs.
+///
+/// ```
+/// use scratchcrypt::{build_image, FormatOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let image = dir.path().join("scratch.ext4");
+/// let plan = build_image(&image, 256 << 20, &FormatOptions::default())?;
+/// assert_eq!(plan.size_bytes, 256 << 20);
+/// assert_eq!(plan.block_size, 4096);
+/// // The inode tables and the journal are holes in the image: they are in the zero plan.
+/// assert!(plan.zero_bytes >= plan.journal_bytes);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build_image(
     image: &Path,
     size_bytes: u64,
@@ -243,7 +272,9 @@ pub fn build_image(
         .map_err(ext2("lay out the filesystem (ext2fs_initialize)"))?;
     // ext2fs_initialize drops a last group too small for its own metadata, as mke2fs does.
     let blocks = fs.block_count();
-    let uuid = opts.uuid.unwrap_or_else(random_uuid_v4);
+    let uuid = opts
+        .uuid
+        .unwrap_or_else(|| *uuid::Builder::from_random_bytes(rand::random()).as_uuid().as_bytes());
     identify(&mut fs, uuid, label);
 
     fs.allocate_tables()
@@ -284,11 +315,14 @@ pub fn build_image(
     fs.close()
         .map_err(ext2("write the metadata (ext2fs_close)"))?;
 
-    let scan = |source| FormatError::ScanImage {
+    let file = File::open(image).map_err(|source| FormatError::OpenImage {
         image: image.to_path_buf(),
         source,
-    };
-    let extents = data_extents(&File::open(image).map_err(scan)?).map_err(scan)?;
+    })?;
+    let extents = data_extents(&file, image).map_err(|source| FormatError::ScanImage {
+        image: image.to_path_buf(),
+        source,
+    })?;
     Ok(FormatPlan {
         size_bytes: blocks * u64::from(BLOCK_SIZE),
         block_size: BLOCK_SIZE,
@@ -297,7 +331,7 @@ pub fn build_image(
         group_count,
         journal_bytes: journal_blocks * u64::from(BLOCK_SIZE),
         resize_inode: geometry.resize_inode,
-        uuid: format_uuid(&uuid),
+        uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         zero_bytes: zero_ranges.iter().map(|r| r.len).sum(),
         zero_ranges,
         image_data_bytes: extents.iter().map(|r| r.len).sum(),
@@ -409,25 +443,6 @@ fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>,
         }
     }
     Ok(ranges.into_byte_ranges(BLOCK_SIZE))
-}
-
-fn random_uuid_v4() -> [u8; 16] {
-    let mut u: [u8; 16] = rand::random();
-    u[6] = (u[6] & 0x0f) | 0x40; // version 4 (RFC 9562, section 5.4)
-    u[8] = (u[8] & 0x3f) | 0x80; // variant 10
-    u
-}
-
-fn format_uuid(u: &[u8; 16]) -> String {
-    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[cfg(test)]

@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use scratchcrypt::format::FormatOptions;
-use scratchcrypt::pipeline::{self, CleanupOptions, EncryptOptions};
-use scratchcrypt::size::parse_size;
-use scratchcrypt::{Error, MappingName};
+use scratchcrypt::{
+    CleanupOptions, EncryptOptions, Error, FormatOptions, MappingName, MountRequest,
+};
+
+mod progress;
+mod size;
+
+use size::parse_size;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -166,7 +170,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("scratchcrypt: {}", scratchcrypt::error::chain(&e));
+            eprintln!("scratchcrypt: {}", e.line());
             let code = u8::try_from(e.class().exit_code()).unwrap_or(1);
             ExitCode::from(code)
         }
@@ -210,21 +214,19 @@ fn print_json<T: serde::Serialize>(value: &T) {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Encrypt(a) => {
-            let name = a
-                .name
-                .unwrap_or_else(|| scratchcrypt::name::default_mapping_name(&a.device));
+            let name = a.name.unwrap_or_else(|| MappingName::for_source(&a.device));
             let options = EncryptOptions {
                 wait_timeout: a.wait_timeout,
                 tmpfs_fallback: a.temp_dir.is_none(),
                 temp_dir: a.temp_dir,
                 format: a.format.to_options(),
-                progress: !a.json,
-                mount: a.mount.map(|dir| pipeline::MountRequest {
+                progress: if a.json { None } else { progress::terminal() },
+                mount: a.mount.map(|dir| MountRequest {
                     dir,
                     options: a.mount_options,
                 }),
             };
-            let report = pipeline::encrypt(&a.device, &name, &options)?;
+            let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
             if a.json {
                 print_json(&report);
             } else {
@@ -232,7 +234,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Cleanup(a) => {
-            let outcome = pipeline::cleanup(
+            let outcome = scratchcrypt::cleanup(
                 &a.name,
                 &CleanupOptions {
                     unmount: a.unmount,
@@ -249,21 +251,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::FormatImage(a) => {
-            let plan = scratchcrypt::format::build_image(&a.file, a.size, &a.format.to_options())?;
+            let plan = scratchcrypt::build_image(&a.file, a.size, &a.format.to_options())?;
             if a.json {
                 print_json(&plan);
             } else {
                 println!(
                     "{}: {} of image data, {} to zero in {} ranges",
                     a.file.display(),
-                    scratchcrypt::progress::human_bytes(plan.image_data_bytes),
-                    scratchcrypt::progress::human_bytes(plan.zero_bytes),
+                    progress::human_bytes(plan.image_data_bytes),
+                    progress::human_bytes(plan.zero_bytes),
                     plan.zero_ranges.len()
                 );
             }
         }
         Command::CopyExtents(a) => {
-            let stats = pipeline::copy_file_extents(&a.src, &a.dst)?;
+            let stats = scratchcrypt::copy_file_extents(&a.src, &a.dst)?;
             if a.json {
                 print_json(&stats);
             }

@@ -1,4 +1,4 @@
-//! The volume key and the LUKS2 header.
+//! The LUKS2 header: formatted through libcryptsetup, behind the [`LuksFormatter`] seam.
 //!
 //! # Why it looks like this
 //! The scratch disk's key lives only in memory and dies with the mapping, so nobody ever needs
@@ -20,108 +20,22 @@
 //! 5. What activation needs is read back from the header and the integrity superblock into
 //!    [`LuksParams`], never taken from our own constants.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use crate::dm_table::SuperblockError;
-use crate::error::{class_of_io, ErrorClass};
+use crate::class::{class_of_io, ErrorClass};
+use crate::key::VolumeKey;
+use crate::params::{LuksParams, MIN_DEVICE_BYTES};
+use crate::superblock::SuperblockError;
 
 mod libcryptsetup;
+#[cfg(any(test, feature = "test-support"))]
 mod mock;
 
-pub use self::libcryptsetup::{last_library_errors, Libcryptsetup};
+pub use self::libcryptsetup::Libcryptsetup;
+#[cfg(any(test, feature = "test-support"))]
+pub use self::libcryptsetup::last_library_errors;
+#[cfg(any(test, feature = "test-support"))]
 pub use self::mock::{MockFormatter, MOCK_DATA_OFFSET_SECTORS};
-
-/// Length of the volume key: a 64-byte AES-256-XTS key followed by a 32-byte HMAC-SHA256 key
-/// (dm-crypt splits an `authenc` key as cipher key then MAC key, `drivers/md/dm-crypt.c`).
-pub const VOLUME_KEY_BYTES: usize = 96;
-
-/// Encryption sector size in bytes (the Go original used `--sector-size 4096`).
-pub const SECTOR_SIZE: u32 = 4096;
-
-/// Cipher and mode given to libcryptsetup.
-pub const CIPHER: (&str, &str) = ("aes", "xts-plain64");
-
-/// Integrity algorithm given to libcryptsetup (AEAD through `authenc`).
-pub const INTEGRITY: &str = "hmac(sha256)";
-
-/// Smallest usable data area: 2048 blocks of 4 KiB, below which mke2fs gives ext4 no journal
-/// (`ext2fs_default_journal_size` returns -1 under 2048 blocks, `lib/ext2fs/mkjournal.c`).
-pub const MIN_DATA_BYTES: u64 = 2048 * 4096;
-
-/// Smallest device accepted: the 1 MiB header area our minimal metadata gives (data offset
-/// aligned to 1 MiB), the data area, and dm-integrity's superblock, journal (1/128 of the
-/// device) and tags (32 bytes per 4 KiB sector, i.e. 1/128 of the data), rounded up to 10 MiB.
-pub const MIN_DEVICE_BYTES: u64 = 10 << 20;
-
-/// The volume key. It lives in a zeroizing buffer and never prints.
-pub struct VolumeKey(Zeroizing<Vec<u8>>);
-
-impl VolumeKey {
-    /// Draw a fresh key from the operating system's CSPRNG (getrandom(2)).
-    pub fn generate() -> Result<VolumeKey, LuksError> {
-        use rand::TryRngCore;
-        let mut key = Zeroizing::new(vec![0u8; VOLUME_KEY_BYTES]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut key)
-            .map_err(|e| LuksError::Random {
-                source: std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-            })?;
-        Ok(VolumeKey(key))
-    }
-
-    /// A key from given bytes (tests, and re-opening with an exported key in the VM tests).
-    pub fn from_bytes(bytes: &[u8]) -> Result<VolumeKey, LuksError> {
-        if bytes.len() != VOLUME_KEY_BYTES {
-            return Err(LuksError::KeyLength { len: bytes.len() });
-        }
-        Ok(VolumeKey(Zeroizing::new(bytes.to_vec())))
-    }
-
-    /// The key bytes. Callers must keep copies in zeroizing buffers.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Always false: a key is never empty (present for clippy's `len_without_is_empty`).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for VolumeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VolumeKey([redacted; {} bytes])", self.0.len())
-    }
-}
-
-/// What activation needs to know about a formatted header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LuksParams {
-    /// The header UUID, lowercase with dashes.
-    pub uuid: String,
-    /// Start of the data segment (the dm-integrity superblock), in 512-byte sectors.
-    pub data_offset_sectors: u64,
-    /// Encryption sector size in bytes.
-    pub sector_size: u32,
-    /// Cipher, e.g. `aes`.
-    pub cipher: String,
-    /// Cipher mode with IV generator, e.g. `xts-plain64`.
-    pub cipher_mode: String,
-    /// Integrity algorithm, e.g. `hmac(sha256)`.
-    pub integrity: String,
-    /// Integrity tag size in bytes per sector (from the integrity superblock).
-    pub tag_size: u32,
-    /// Volume key size in bytes (cipher key plus integrity key).
-    pub key_size: usize,
-}
 
 /// The seam between the pipeline and libcryptsetup, so the pipeline can be tested with a mock.
 pub trait LuksFormatter {
@@ -133,16 +47,11 @@ pub trait LuksFormatter {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LuksError {
-    /// The operating system's random generator failed.
-    #[error("draw the volume key from the OS random generator")]
-    Random {
-        /// The getrandom error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A key of the wrong length was given.
-    #[error("volume key must be 96 bytes, got {len}")]
-    KeyLength {
+    /// The key given does not have the length the format needs.
+    #[error("format {}: volume key must be {} bytes, got {len}", device.display(), crate::key::VOLUME_KEY_BYTES)]
+    KeySize {
+        /// The device.
+        device: PathBuf,
         /// The length given.
         len: usize,
     },
@@ -225,13 +134,13 @@ impl LuksError {
     /// The class of this error (for exit statuses).
     pub fn class(&self) -> ErrorClass {
         match self {
-            LuksError::Random { .. } => ErrorClass::Io,
-            LuksError::KeyLength { .. } => ErrorClass::InvalidInput,
             LuksError::NoDeviceMapper { .. } | LuksError::MissingTarget { .. } => {
                 ErrorClass::Unsupported
             }
             LuksError::Open { source, .. } => class_of_io(source),
-            LuksError::NotBlockDevice { .. } => ErrorClass::InvalidInput,
+            LuksError::NotBlockDevice { .. } | LuksError::KeySize { .. } => {
+                ErrorClass::InvalidInput
+            }
             LuksError::InUse { .. } => ErrorClass::Busy,
             LuksError::TooSmall { .. } => ErrorClass::InvalidInput,
             LuksError::Libcryptsetup { source, .. } => match source {

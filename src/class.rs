@@ -1,0 +1,55 @@
+//! The coarse class of a failure, shared by every module's error type.
+//!
+//! # Why a separate floor module
+//! Each module's error enum can say which class it belongs to ([`ErrorClass`]) without knowing
+//! the crate's aggregate [`Error`](crate::Error), and the command-line tool turns the class into
+//! its exit status. This is the one module every other module may import: it imports nothing
+//! of the crate.
+
+/// Coarse classes of failure, used for the command-line tool's exit status.
+///
+/// The classes let scripts tell "you asked for something impossible" from "the kernel or the
+/// hardware refused" without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The request itself is wrong: bad path, not a block device, too small, invalid name.
+    InvalidInput,
+    /// The target is in use: mounted, held open, or the mapping name is taken.
+    Busy,
+    /// This kernel or system lacks something needed (device-mapper, a dm target, SEEK_DATA).
+    Unsupported,
+    /// An operating-system call failed while doing the work (I/O error, no space, ...).
+    Io,
+    /// The work failed and undoing it failed too: something may be left behind.
+    RollbackFailed,
+}
+
+impl ErrorClass {
+    /// The exit status the command-line tool uses for this class (usage errors from the
+    /// argument parser use 2, as clap does).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorClass::InvalidInput => 3,
+            ErrorClass::Busy => 4,
+            ErrorClass::Unsupported => 5,
+            ErrorClass::Io => 6,
+            ErrorClass::RollbackFailed => 7,
+        }
+    }
+}
+
+/// Classify a raw OS error the same way in every module.
+pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
+    match err.raw_os_error() {
+        Some(libc::ENOENT)
+        | Some(libc::ENOTBLK)
+        | Some(libc::EINVAL)
+        | Some(libc::ENAMETOOLONG) => ErrorClass::InvalidInput,
+        Some(libc::EBUSY) | Some(libc::EEXIST) => ErrorClass::Busy,
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
+            ErrorClass::Unsupported
+        }
+        _ => ErrorClass::Io,
+    }
+}

@@ -1,0 +1,254 @@
+//! The steps of one `encrypt` run, in order, each registering its undo.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::devices::{self, SourceInfo};
+use super::report::{peak_rss_bytes, EncryptReport, StepTime, WrittenBytes};
+use super::write::{integrity_metadata_bytes, write_image};
+use super::{at, EncryptOptions, System};
+use crate::class::ErrorClass;
+use crate::dm;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::key::VolumeKey;
+use crate::name::MappingName;
+use crate::sparse;
+use crate::step::Step;
+
+/// Something to undo if a later step fails.
+enum Undo {
+    Mapping,
+    TempDir(PathBuf),
+    TempMount(PathBuf),
+    Mount(PathBuf),
+}
+
+/// The state of one `encrypt` run.
+pub(super) struct Run<'s, 'a> {
+    system: &'s System<'a>,
+    source: &'s Path,
+    name: &'s MappingName,
+    undo: Vec<Undo>,
+    steps: Vec<StepTime>,
+    step_started: Instant,
+}
+
+impl Run<'_, '_> {
+    /// Record the time of `step` and start timing the next one.
+    pub(super) fn done(&mut self, step: Step) {
+        let now = Instant::now();
+        self.steps.push(StepTime {
+            step,
+            seconds: now.duration_since(self.step_started).as_secs_f64(),
+        });
+        self.step_started = now;
+    }
+
+    /// Undo everything in reverse; return `cause`, or a rollback error if an undo failed.
+    fn fail(&mut self, cause: Error) -> Error {
+        let mut failures = Vec::new();
+        while let Some(undo) = self.undo.pop() {
+            let result = match undo {
+                Undo::Mount(dir) | Undo::TempMount(dir) => self
+                    .system
+                    .devices
+                    .unmount(&dir)
+                    .map_err(|e| at(Step::Unmount, &dir, e)),
+                Undo::TempDir(dir) => std::fs::remove_dir_all(&dir).map_err(|source| {
+                    at(
+                        Step::RemoveTempDir,
+                        &dir,
+                        Error::Io {
+                            what: "remove",
+                            path: dir.clone(),
+                            source,
+                        },
+                    )
+                }),
+                Undo::Mapping => dm::remove(self.system.dm, self.name)
+                    .map(|_| ())
+                    .map_err(|e| at(Step::RemoveMapping, &self.name.mapper_path(), e.into())),
+            };
+            if let Err(e) = result {
+                failures.push(e);
+            }
+        }
+        if failures.is_empty() {
+            cause
+        } else {
+            Error::Rollback {
+                cause: Box::new(cause),
+                rollback: failures,
+            }
+        }
+    }
+}
+
+pub(super) fn run_encrypt(
+    system: &System<'_>,
+    source: &Path,
+    info: SourceInfo,
+    name: &MappingName,
+    options: &EncryptOptions,
+    started: Instant,
+) -> Result<EncryptReport> {
+    let mut run = Run {
+        system,
+        source,
+        name,
+        undo: Vec::new(),
+        steps: Vec::new(),
+        step_started: started,
+    };
+    run.done(Step::ProbeSource);
+    match encrypt_steps(&mut run, &info, options, started) {
+        Ok(report) => Ok(report),
+        Err(e) => Err(run.fail(e)),
+    }
+    // `info` (and with it the lock on the source) is released here, after any rollback.
+}
+
+fn encrypt_steps(
+    run: &mut Run<'_, '_>,
+    info: &SourceInfo,
+    options: &EncryptOptions,
+    started: Instant,
+) -> Result<EncryptReport> {
+    let (system, source, name) = (run.system, run.source, run.name);
+
+    dm::ensure_names_free(system.dm, name).map_err(|e| at(Step::CheckNames, source, e.into()))?;
+    run.done(Step::CheckNames);
+
+    let key = VolumeKey::generate().map_err(|e| at(Step::GenerateKey, source, e.into()))?;
+    run.done(Step::GenerateKey);
+
+    let params = system
+        .luks
+        .format(source, &key)
+        .map_err(|e| at(Step::FormatHeader, source, e.into()))?;
+    run.done(Step::FormatHeader);
+
+    // Registered before the call: activation rolls itself back on failure, and removing a
+    // mapping that does not exist is a no-op, so this undo is always safe.
+    run.undo.push(Undo::Mapping);
+    let activation = dm::activate(system.dm, source, &params, &key, name)
+        .map_err(|e| at(Step::Activate, source, e.into()))?;
+    drop(key);
+    run.done(Step::Activate);
+
+    let mapping = system
+        .devices
+        .open_mapping(&activation)
+        .map_err(|e| at(Step::OpenMapping, &activation.mapper_path, e))?;
+    run.done(Step::OpenMapping);
+
+    let (temp, temp_fs) = prepare_temp_dir(run, options, activation.size_bytes)?;
+
+    let image_path = temp.join("image.ext4");
+    let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
+        .map_err(|e| at(Step::BuildImage, source, e.into()))?;
+    run.done(Step::BuildImage);
+
+    let written = write_image(run, &mapping, &activation, &image_path, &plan, options)?;
+
+    if run.undo.iter().any(|u| matches!(u, Undo::TempMount(_))) {
+        system
+            .devices
+            .unmount(&temp)
+            .map_err(|e| at(Step::RemoveTempDir, &temp, e))?;
+        run.undo.retain(|u| !matches!(u, Undo::TempMount(_)));
+    }
+    std::fs::remove_dir_all(&temp).map_err(|source| {
+        at(
+            Step::RemoveTempDir,
+            &temp,
+            Error::Io {
+                what: "remove",
+                path: temp.clone(),
+                source,
+            },
+        )
+    })?;
+    run.undo.retain(|u| !matches!(u, Undo::TempDir(_)));
+    run.done(Step::RemoveTempDir);
+    drop(mapping);
+
+    let mounted_at = match &options.mount {
+        Some(request) => {
+            system
+                .devices
+                .mount(&activation.mapper_path, request)
+                .map_err(|e| at(Step::Mount, &request.dir, e))?;
+            run.undo.push(Undo::Mount(request.dir.clone()));
+            run.done(Step::Mount);
+            Some(request.dir.clone())
+        }
+        None => None,
+    };
+
+    let integrity_metadata = integrity_metadata_bytes(source, params.data_offset_sectors);
+    run.undo.clear();
+    Ok(EncryptReport {
+        mapper_path: activation.mapper_path.clone(),
+        name: name.to_string(),
+        source: source.to_path_buf(),
+        source_bytes: info.size_bytes,
+        mapping_bytes: activation.size_bytes,
+        key_in_keyring: activation.key_in_keyring,
+        steps: std::mem::take(&mut run.steps),
+        total_seconds: started.elapsed().as_secs_f64(),
+        written: WrittenBytes {
+            luks_header_area: params.data_offset_sectors * 512,
+            integrity_metadata,
+            ..written
+        },
+        image_data_bytes: plan.image_data_bytes,
+        zero_ranges: plan.zero_ranges.len(),
+        temp_fs,
+        peak_rss_bytes: peak_rss_bytes(),
+        mounted_at,
+    })
+}
+
+/// Step 5: a private temp dir whose file system reports holes and can hold the image.
+///
+/// With [`EncryptOptions::tmpfs_fallback`], a location that cannot hold the image (ramfs, the
+/// classic initramfs root, reports the whole file as data; ext4 cannot hold a 16 TiB file) gets
+/// a private tmpfs mounted on the new directory, so the tool works from a minimal initramfs.
+/// Without it (a directory the user chose), the location is refused with the reason.
+fn prepare_temp_dir(
+    run: &mut Run<'_, '_>,
+    options: &EncryptOptions,
+    image_size: u64,
+) -> Result<(PathBuf, String)> {
+    let base = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp = devices::create_private_dir(&base).map_err(|e| at(Step::TempDir, &base, e))?;
+    run.undo.push(Undo::TempDir(temp.clone()));
+    match sparse::check_holes_supported(&temp, image_size) {
+        Ok(holes) => {
+            run.done(Step::TempDir);
+            Ok((temp, holes.fs_type))
+        }
+        Err(e) if options.tmpfs_fallback && e.class() == ErrorClass::Unsupported => {
+            run.system
+                .devices
+                .mount_private_tmpfs(&temp)
+                .map_err(|m| at(Step::TempDir, &temp, m))?;
+            run.undo.push(Undo::TempMount(temp.clone()));
+            let holes = sparse::check_holes_supported(&temp, image_size)
+                .map_err(|e| at(Step::TempDir, &temp, e.into()))?;
+            run.done(Step::TempDir);
+            Ok((
+                temp,
+                format!(
+                    "{} (private mount; {base} could not hold the image)",
+                    holes.fs_type,
+                    base = base.display()
+                ),
+            ))
+        }
+        Err(e) => Err(at(Step::TempDir, &base, e.into())),
+    }
+}
+

@@ -1,0 +1,94 @@
+//! Steps 7 and 8: zero every range the kernel may read before it writes, then copy the image.
+
+use std::fs::File;
+use std::path::Path;
+
+use super::margin;
+use super::report::WrittenBytes;
+use super::run::Run;
+use super::{at, EncryptOptions};
+use crate::dm::Activation;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::sparse;
+use crate::step::Step;
+
+/// A byte counter for `step` that forwards the running total to the caller's progress callback.
+fn reporter(options: &EncryptOptions, step: Step, total: u64) -> impl FnMut(u64) + '_ {
+    let mut done = 0u64;
+    move |n| {
+        done = done.saturating_add(n);
+        if let Some(progress) = &options.progress {
+            progress(step, done.min(total), total);
+        }
+    }
+}
+
+/// Steps 7 and 8: zero the plan's ranges, then copy the image's extents over them.
+pub(super) fn write_image(
+    run: &mut Run<'_, '_>,
+    mapping: &File,
+    activation: &Activation,
+    image_path: &Path,
+    plan: &format::FormatPlan,
+    options: &EncryptOptions,
+) -> Result<WrittenBytes> {
+    let target = activation.mapper_path.as_path();
+    let image = File::open(image_path).map_err(|source| {
+        at(
+            Step::ZeroRanges,
+            image_path,
+            Error::Io {
+                what: "open",
+                path: image_path.to_path_buf(),
+                source,
+            },
+        )
+    })?;
+    let data = sparse::data_extents(&image, image_path)
+        .and_then(|extents| {
+            extents
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(Into::into)
+        })
+        .map_err(|e: crate::sparse::SparseError| at(Step::ZeroRanges, image_path, e.into()))?;
+    let plan_ranges: Vec<std::ops::Range<u64>> =
+        plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    let read_ahead = crate::blockdev::read_ahead_bytes(mapping)
+        .unwrap_or(margin::DEFAULT_READAHEAD)
+        .max(margin::DEFAULT_READAHEAD);
+    let ranges = margin::ranges_to_zero(
+        &plan_ranges,
+        &data,
+        read_ahead,
+        activation.size_bytes,
+        u64::from(plan.block_size),
+    );
+    let total = margin::total(&ranges);
+    let mut report = reporter(options, Step::ZeroRanges, total);
+    let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut report)
+        .map_err(|e| at(Step::ZeroRanges, target, e.into()))?;
+    run.done(Step::ZeroRanges);
+
+    let mut report = reporter(options, Step::CopyImage, plan.image_data_bytes);
+    let copied = sparse::copy_extents(&image, image_path, mapping, target, &mut report)
+        .map_err(|e| at(Step::CopyImage, target, e.into()))?;
+    run.done(Step::CopyImage);
+    Ok(WrittenBytes {
+        zeroed: zeroed.bytes_zeroed,
+        read_ahead_margins: total.saturating_sub(margin::total(&margin::merge(plan_ranges))),
+        ext4_metadata: copied.bytes_copied,
+        ..WrittenBytes::default()
+    })
+}
+
+/// The dm-integrity superblock plus its journal, as the kernel wrote them during format.
+/// Zero if the superblock cannot be read (the number is informational).
+pub(super) fn integrity_metadata_bytes(source: &Path, data_offset_sectors: u64) -> u64 {
+    match crate::superblock::read_integrity_superblock(source, data_offset_sectors) {
+        // The superblock occupies the first 4 KiB block; the journal follows it.
+        Ok(sb) => 4096 + sb.journal_bytes(),
+        Err(_) => 0,
+    }
+}
+
