@@ -32,23 +32,3 @@ fn format_of_missing_path_names_it() {
     assert_eq!(e.class(), ErrorClass::InvalidInput, "{e:?}");
 }
 
-/// The mock formatter leaves a device that activation over the mock device-mapper accepts,
-/// and its injected failure is reported once.
-#[test]
-fn mock_formatter_feeds_activation() {
-    let f = tempfile::NamedTempFile::new().unwrap();
-    f.as_file().set_len(64 << 20).unwrap();
-    let key = VolumeKey::generate().unwrap();
-    let fmt = MockFormatter::new();
-    fmt.fail_next(libc::EIO);
-    assert_eq!(
-        fmt.format(f.path(), &key).unwrap_err().class(),
-        ErrorClass::Io
-    );
-    let params = fmt.format(f.path(), &key).unwrap();
-    assert_eq!(fmt.calls(), 2);
-    let dm = crate::dm::MockDm::new();
-    let name = crate::MappingName::new("pipeline").unwrap();
-    let a = crate::dm::activate(&dm, f.path(), &params, &key, &name).unwrap();
-    assert!(a.size_bytes > 60 << 20 && a.size_bytes < 63 << 20, "{a:?}");
-}
