@@ -47,6 +47,7 @@ use crate::keyring::KeyringKey;
 use crate::name::MappingName;
 use crate::params::LuksParams;
 use crate::superblock::{read_integrity_superblock, IntegritySuperblock};
+use uuid::Uuid;
 
 /// A device number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -327,14 +328,45 @@ fn rollback(dm: &dyn DeviceMapper, cause: DmError, undo: Vec<Undo>) -> DmError {
 }
 
 /// Remove `<name>` then `<name>_dif`. Nothing is removed if `<name>` is open.
+///
+/// Any mapping with a cryptsetup dm UUID (`CRYPT-...`) is accepted: this is what `cleanup`
+/// removes, mappings of this tool as well as of cryptsetup. A run undoing its own activation
+/// uses [`remove_ours`] instead.
 pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome, DmError> {
+    remove_matching(dm, name, &|_, uuid| uuid.starts_with("CRYPT-"))
+}
+
+/// Remove `<name>` and `<name>_dif` only if their dm UUIDs are exactly the ones activation set
+/// for the header `uuid`.
+///
+/// A run that fails after activating rolls back with this: if someone else created a mapping
+/// of the same name in the meantime, its key lives only in the kernel, and removing it would
+/// destroy that volume's data. Such a mapping is refused ([`DmError::NotOurs`]) and left alone.
+pub fn remove_ours(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+    uuid: &Uuid,
+) -> Result<RemoveOutcome, DmError> {
+    let crypt = crypt_dm_uuid(uuid, name.as_str());
+    let dif = integrity_dm_uuid(uuid, &name.integrity_name());
+    remove_matching(dm, name, &|n, found| {
+        found == if n == name.as_str() { &crypt } else { &dif }
+    })
+}
+
+/// The removal, for the devices whose `(name, dm UUID)` `ours` accepts.
+fn remove_matching(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+    ours: &dyn Fn(&str, &str) -> bool,
+) -> Result<RemoveOutcome, DmError> {
     let crypt_name = name.as_str();
     let dif_name = name.integrity_name();
     let crypt = dm.info(crypt_name)?;
     let dif = dm.info(&dif_name)?;
     for (n, info) in [(crypt_name, &crypt), (dif_name.as_str(), &dif)] {
         if let Some(i) = info {
-            if !i.uuid.starts_with("CRYPT-") {
+            if !ours(n, &i.uuid) {
                 return Err(DmError::NotOurs {
                     name: n.to_owned(),
                     uuid: i.uuid.clone(),

@@ -78,9 +78,10 @@ pub enum DmError {
         /// The name.
         name: String,
     },
-    /// The device is not one cryptsetup or we created.
+    /// The device is not one cryptsetup or we created (or, when a run rolls back, not the
+    /// one this run created).
     #[error(
-        "mapping {name} is not a cryptsetup mapping (dm UUID {uuid:?}); refusing to remove it"
+        "mapping {name} is not ours (dm UUID {uuid:?}); refusing to remove it"
     )]
     NotOurs {
         /// The name.

@@ -15,10 +15,12 @@ use crate::key::VolumeKey;
 use crate::name::MappingName;
 use crate::sparse;
 use crate::step::Step;
+use uuid::Uuid;
 
 /// Something to undo if a later step fails.
 enum Undo {
-    Mapping,
+    /// The mapping this run activated, recognised by the dm UUIDs made from its header UUID.
+    Mapping(Uuid),
     TempDir(PathBuf),
     TempMount(PathBuf),
     Mount(PathBuf),
@@ -66,7 +68,7 @@ impl Run<'_, '_> {
                         },
                     )
                 }),
-                Undo::Mapping => dm::remove(self.system.dm, self.name)
+                Undo::Mapping(uuid) => dm::remove_ours(self.system.dm, self.name, &uuid)
                     .map(|_| ())
                     .map_err(|e| at(Step::RemoveMapping, &self.name.mapper_path(), e.into())),
             };
@@ -129,11 +131,12 @@ fn encrypt_steps(
         .map_err(|e| at(Step::FormatHeader, source, e.into()))?;
     run.done(Step::FormatHeader);
 
-    // Registered before the call: activation rolls itself back on failure, and removing a
-    // mapping that does not exist is a no-op, so this undo is always safe.
-    run.undo.push(Undo::Mapping);
+    // Activation rolls itself back when it fails, so the undo is registered only once it has
+    // succeeded: a failed activation (say, the name was taken meanwhile by someone else) must
+    // never remove a mapping this run did not create.
     let activation = dm::activate(system.dm, source, &params, &key, name)
         .map_err(|e| at(Step::Activate, source, e.into()))?;
+    run.undo.push(Undo::Mapping(params.uuid));
     drop(key);
     run.done(Step::Activate);
 

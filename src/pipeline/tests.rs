@@ -499,3 +499,58 @@ fn mock_formatter_feeds_activation() {
     let a = crate::dm::activate(&dm, f.path(), &params, &key, &name).unwrap();
     assert!(a.size_bytes > 60 << 20 && a.size_bytes < 63 << 20, "{a:?}");
 }
+
+/// A formatter that, while the header is being written, lets another process take the name.
+struct NameThief<'a> {
+    inner: MockFormatter,
+    dm: &'a MockDm,
+}
+
+impl LuksFormatter for NameThief<'_> {
+    fn format(
+        &self,
+        device: &Path,
+        key: &VolumeKey,
+    ) -> std::result::Result<crate::params::LuksParams, crate::luks::LuksError> {
+        self.dm.insert("scratch", "CRYPT-LUKS2-0123456789abcdef0123456789abcdef-scratch", 0);
+        self.inner.format(device, key)
+    }
+}
+
+/// When the name is taken between the check and the activation, the run fails as busy and its
+/// rollback leaves the other process's mapping alone (its key lives only in the kernel).
+#[test]
+fn a_name_taken_during_the_run_is_not_removed_by_the_rollback() {
+    let w = World::new(64 << 20);
+    let luks = NameThief {
+        inner: MockFormatter::new(),
+        dm: &w.dm,
+    };
+    let system = System {
+        luks: &luks,
+        dm: &w.dm,
+        devices: &w.devices,
+    };
+    let err = encrypt_with(&system, &w.source, &w.name, &w.options()).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
+    assert_eq!(step_of(&err), Some(Step::Activate));
+    assert_eq!(w.dm.device_names(), vec!["scratch"]);
+    assert!(!w.dm.calls().iter().any(|c| c.starts_with("remove")), "{:?}", w.dm.calls());
+}
+
+/// A run that fails after activating removes exactly its own mapping, and a same-named
+/// mapping with another header UUID is refused by the run's own removal.
+#[test]
+fn rollback_removes_only_the_mapping_with_our_uuids() {
+    let w = World::new(64 << 20);
+    let key = VolumeKey::generate().unwrap();
+    let params = w.luks.format(&w.source, &key).unwrap();
+    crate::dm::activate(&w.dm, &w.source, &params, &key, &w.name).unwrap();
+    let other = uuid::Uuid::from_u128(7);
+    let e = crate::dm::remove_ours(&w.dm, &w.name, &other).unwrap_err();
+    assert!(e.to_string().contains("not ours"), "{e}");
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    let removed = crate::dm::remove_ours(&w.dm, &w.name, &params.uuid).unwrap();
+    assert!(removed.crypt_removed && removed.integrity_removed);
+    assert!(w.dm.device_names().is_empty());
+}
