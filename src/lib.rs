@@ -47,6 +47,11 @@
 //! `test-support` makes the internal modules public (with the mocks of the device-mapper and
 //! LUKS seams), for this project's own tests, benchmarks and examples. It is not a stable API.
 
+/// The README's library example runs as a doctest (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Declare the crate's internal modules: private, or public with `test-support`.
 macro_rules! internal_modules {
     ($($(#[$meta:meta])* $name:ident;)*) => {
