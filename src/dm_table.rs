@@ -229,4 +229,4 @@ fn check_ref(target: &'static str, dev: &str) -> Result<(), TableError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -17,25 +17,14 @@ fn fixture() -> Fixture {
     let source = dir.path().join("disk");
     let f = std::fs::File::create(&source).unwrap();
     f.set_len(200 * 512).unwrap();
-    let mut sb = vec![0u8; 512];
-    sb[..8].copy_from_slice(b"integrt\0");
-    sb[8] = 5;
-    sb[10..12].copy_from_slice(&32u16.to_le_bytes());
-    sb[16..24].copy_from_slice(&64u64.to_le_bytes());
-    sb[28] = 3;
-    f.write_all_at(&sb, 32 * 512).unwrap();
+    f.write_all_at(&crate::superblock::tests::superblock_bytes(64), 32 * 512)
+        .unwrap();
     Fixture {
         _dir: dir,
         source,
         params: LuksParams {
-            uuid: uuid::Uuid::parse_str("0b3c5d1e-2f40-4a5b-8c6d-7e8f90a1b2c3").unwrap(),
             data_offset_sectors: 32,
-            sector_size: 4096,
-            cipher: "aes".to_owned(),
-            cipher_mode: "xts-plain64".to_owned(),
-            integrity: "hmac(sha256)".to_owned(),
-            tag_size: 32,
-            key_size: 96,
+            ..crate::dm_table::tests::params()
         },
         key: VolumeKey::from_bytes(&[0x7c; 96]).unwrap(),
         name: MappingName::new("scratch").unwrap(),
