@@ -55,6 +55,7 @@ fn main() {
         .allowlist_function("ext2fs_update_bb_inode")
         .allowlist_function("ext2fs_create_resize_inode")
         .allowlist_function("ext2fs_get_journal_params")
+        .allowlist_function("ext2fs_default_journal_size")
         .allowlist_function("ext2fs_add_journal_inode3")
         .allowlist_function("ext2fs_init_csum_seed")
         .allowlist_function("ext2fs_group_desc_csum_set")

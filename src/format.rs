@@ -39,6 +39,7 @@
 mod ffi;
 mod fs;
 pub mod geometry;
+mod growth;
 pub mod plan;
 
 use std::fs::{File, OpenOptions};
@@ -83,6 +84,16 @@ pub struct FormatOptions {
     pub label: Option<String>,
     /// Filesystem UUID; `None` draws a random (version 4) one.
     pub uuid: Option<[u8; 16]>,
+    /// Fast start: build only the first `initial_bytes` (rounded down to whole block groups) of
+    /// the filesystem, laid out so that growing it online to the full size gives what mke2fs
+    /// gives the full size: the same inodes per group, enough reserved GDT blocks, the same
+    /// features. `noinit_itable` is stored in the superblock's mount options, so whoever
+    /// mounts it has the kernel zero each new group's inode table as it grows.
+    pub initial_bytes: Option<u64>,
+    /// With `initial_bytes`: size the journal for the full filesystem (as mke2fs would, up to
+    /// 1 GiB) instead of for the initial one. A journal cannot grow online, but all of it must
+    /// be written before the first mount, which costs time proportional to the final size.
+    pub full_journal: bool,
 }
 
 impl Default for FormatOptions {
@@ -93,6 +104,8 @@ impl Default for FormatOptions {
             reserved_percent: 5.0,
             label: None,
             uuid: None,
+            initial_bytes: None,
+            full_journal: false,
         }
     }
 }
@@ -109,6 +122,9 @@ pub struct FormatPlan {
     pub block_size: u32,
     /// Blocks in the filesystem.
     pub block_count: u64,
+    /// Blocks of the full-size filesystem this one is laid out to grow to (equal to
+    /// `block_count` without fast start): what mke2fs would give the full size.
+    pub final_block_count: u64,
     /// Inodes in the filesystem.
     pub inode_count: u64,
     /// Block groups.
@@ -236,7 +252,7 @@ pub fn build_image(
         image: image.to_path_buf(),
         reason,
     };
-    let geometry =
+    let full =
         Geometry::new(size_bytes, opts.inode_ratio, opts.reserved_percent).map_err(invalid)?;
     let label = opts.label.as_deref().unwrap_or("").as_bytes();
     if label.len() > 16 {
@@ -253,9 +269,8 @@ pub fn build_image(
         .truncate(true)
         .open(image)
         .map_err(create)?;
-    file.set_len(geometry.blocks * u64::from(BLOCK_SIZE))
+    file.set_len(full.blocks * u64::from(BLOCK_SIZE))
         .map_err(create)?;
-    drop(file);
 
     let _guard = LIBEXT2FS
         .lock()
@@ -267,7 +282,27 @@ pub fn build_image(
             source,
         }
     };
-    let mut param = superblock_params(&geometry, opts.journal);
+    let (geometry, mut param, final_blocks) = match opts.initial_bytes {
+        None => {
+            let param = superblock_params(&full, opts.journal);
+            (full, param, None)
+        }
+        Some(initial) => {
+            let full_param = superblock_params(&full, opts.journal);
+            let layout = growth::final_layout(image, superblock_params(&full, opts.journal))
+                .map_err(ext2("lay out the full-size filesystem (ext2fs_initialize)"))?;
+            match growth::initial_params(&full, &layout, initial, opts).map_err(invalid)? {
+                Some((geometry, param)) => {
+                    file.set_len(geometry.blocks * u64::from(BLOCK_SIZE))
+                        .map_err(create)?;
+                    (geometry, param, Some(layout.blocks))
+                }
+                // The initial size covers the full one: a plain full format.
+                None => (full, full_param, None),
+            }
+        }
+    };
+    drop(file);
     let mut fs = Ext2Fs::initialize(image, ffi::EXT2_FLAG_64BITS, &mut param)
         .map_err(ext2("lay out the filesystem (ext2fs_initialize)"))?;
     // ext2fs_initialize drops a last group too small for its own metadata, as mke2fs does.
@@ -276,6 +311,9 @@ pub fn build_image(
         .uuid
         .unwrap_or_else(|| *uuid::Builder::from_random_bytes(rand::random()).as_uuid().as_bytes());
     identify(&mut fs, uuid, label);
+    if final_blocks.is_some() {
+        growth::set_growth_mount_opts(fs.sb_mut());
+    }
 
     fs.allocate_tables()
         .map_err(ext2("place bitmaps and inode tables"))?;
@@ -301,6 +339,11 @@ pub fn build_image(
     let mut journal_blocks = 0u64;
     if opts.journal {
         let mut params = fs.journal_params().map_err(ext2("size the journal"))?;
+        if let (Some(final_blocks), true) = (final_blocks, opts.full_journal) {
+            if let Some(n) = Ext2Fs::default_journal_blocks(final_blocks) {
+                params.num_journal_blocks = n;
+            }
+        }
         journal_blocks = u64::from(params.num_journal_blocks) + u64::from(params.num_fc_blocks);
         fs.add_journal_lazy(&mut params)
             .map_err(ext2("create the journal inode"))?;
@@ -327,6 +370,7 @@ pub fn build_image(
         size_bytes: blocks * u64::from(BLOCK_SIZE),
         block_size: BLOCK_SIZE,
         block_count: blocks,
+        final_block_count: final_blocks.unwrap_or(blocks),
         inode_count,
         group_count,
         journal_bytes: journal_blocks * u64::from(BLOCK_SIZE),

@@ -159,6 +159,118 @@ fn matches_mke2fs_dropped_last_group() {
     compare_with_mke2fs(GIB + 40 * 1024);
 }
 
+/// Fast start: the initial image of `size` grown to the full size by `resize2fs` (the
+/// offline oracle of what online growth adds) has mke2fs' geometry for `size`; the initial
+/// image is e2fsck-clean and carries `noinit_itable` in its superblock.
+fn grown_matches_mke2fs(size: u64, initial: u64, full_journal: bool) {
+    if !have("mke2fs") || !have("resize2fs") {
+        skip_or_fail("mke2fs and resize2fs (e2fsprogs) are not installed");
+        return;
+    }
+    let Some(dir) = tmpfs_dir() else {
+        skip_or_fail("no tmpfs at /dev/shm for sparse images");
+        return;
+    };
+    let ours = dir.path().join("ours.img");
+    let opts = FormatOptions {
+        initial_bytes: Some(initial),
+        full_journal,
+        ..FormatOptions::default()
+    };
+    let plan = build_image(&ours, size, &opts).unwrap();
+    assert!(plan.block_count < plan.final_block_count, "{plan:?}");
+    assert_eq!(plan.block_count % 32768, 0, "whole groups: {plan:?}");
+    fsck_clean(&ours);
+    let initial_header = header(&ours);
+    assert_eq!(initial_header["Mount options"], "noinit_itable");
+
+    let theirs = dir.path().join("mke2fs.img");
+    File::create(&theirs).unwrap().set_len(size).unwrap();
+    let (rc, text) = run(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
+        .arg(&theirs));
+    assert_eq!(rc, 0, "{text}");
+    let b = header(&theirs);
+    assert_eq!(plan.final_block_count.to_string(), b["Block count"]);
+
+    OpenOptions::new()
+        .write(true)
+        .open(&ours)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let (rc, text) = run(Command::new("resize2fs").arg("-f").arg(&ours));
+    assert_eq!(rc, 0, "resize2fs: {text}");
+    fsck_clean(&ours);
+    let a = header(&ours);
+    let mut keys = vec![
+        "Filesystem features",
+        "Block size",
+        "Block count",
+        "Inode count",
+        "Inodes per group",
+        "Inode blocks per group",
+        "Blocks per group",
+        "Flex block group size",
+        "Inode size",
+        "Default mount options",
+    ];
+    if full_journal {
+        keys.push("Journal size");
+    }
+    for key in keys {
+        assert_eq!(a.get(key), b.get(key), "{key} after growth to {size} bytes");
+    }
+    // Reserved GDT blocks: mke2fs' reserve, less what would exceed the resize inode's 1024
+    // pointers once the growth's own descriptor blocks are counted.
+    let desc_blocks = |blocks: u64| blocks.div_ceil(32768).div_ceil(64);
+    let growth_desc = desc_blocks(plan.final_block_count) - desc_blocks(plan.block_count);
+    let mke2fs_rsv: u64 = b["Reserved GDT blocks"].parse().unwrap();
+    let expect = (mke2fs_rsv + growth_desc).min(1024) - growth_desc;
+    assert_eq!(a["Reserved GDT blocks"], expect.to_string());
+    // The reserve follows the kernel's and resize2fs' integer arithmetic: within 0.05 %.
+    let num = |h: &BTreeMap<String, String>, k: &str| h[k].parse::<f64>().unwrap();
+    let (ra, rb) = (
+        num(&a, "Reserved block count"),
+        num(&b, "Reserved block count"),
+    );
+    assert!(
+        (ra - rb).abs() <= num(&b, "Block count") * 0.0005,
+        "reserved blocks {ra} vs mke2fs {rb}"
+    );
+}
+
+/// 512 MiB grown to 4 GiB: mke2fs' 4 GiB geometry, journal sized for the full disk on request.
+#[test]
+fn fast_start_grows_to_mke2fs_geometry_4gib() {
+    grown_matches_mke2fs(4 * GIB, 512 * MIB, true);
+}
+
+/// An odd full size (a partial last group) and the default small journal.
+#[test]
+fn fast_start_grows_to_mke2fs_geometry_odd_size() {
+    grown_matches_mke2fs(5 * GIB + 77 * MIB + 4096 * 3, 512 * MIB, false);
+}
+
+/// 100 GiB from 512 MiB: the reserved GDT blocks cover the descriptor blocks growth adds.
+#[test]
+fn fast_start_grows_to_mke2fs_geometry_100gib() {
+    grown_matches_mke2fs(100 * GIB, 512 * MIB, false);
+}
+
+/// A full size past what the resize inode's reserve can reach is refused, not half-made.
+#[test]
+fn fast_start_refuses_sizes_that_would_need_meta_bg() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FormatOptions {
+        initial_bytes: Some(512 * MIB),
+        ..FormatOptions::default()
+    };
+    let e = build_image(&dir.path().join("x.img"), 9 * TIB, &opts).unwrap_err();
+    assert!(e.to_string().contains("invalid request"), "{e}");
+    assert_eq!(e.class(), scratchcrypt::ErrorClass::InvalidInput);
+}
+
 /// Sorted, merged half-open block intervals.
 fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.sort_unstable();

@@ -220,6 +220,14 @@ impl Ext2Fs {
         Ok(params)
     }
 
+    /// The journal size (in blocks) libext2fs' default policy gives a filesystem of `blocks`
+    /// blocks, as mke2fs would choose it for that size.
+    pub fn default_journal_blocks(blocks: u64) -> Option<u32> {
+        // SAFETY: a pure function of its argument (`lib/ext2fs/mkjournal.c`).
+        let n = unsafe { ffi::ext2fs_default_journal_size(blocks) };
+        u32::try_from(n).ok()
+    }
+
     /// Create the journal inode at libext2fs' default place (the middle of the filesystem)
     /// without zeroing its blocks.
     pub fn add_journal_lazy(

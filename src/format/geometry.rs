@@ -108,6 +108,10 @@ pub enum RequestError {
     /// The label is longer than the 16 bytes of `s_volume_name`.
     #[error("the label is longer than 16 bytes")]
     LabelTooLong,
+    /// Growing online to the full size would need more reserved GDT blocks than a resize
+    /// inode holds (the kernel would convert to meta_bg, reading GDT blocks never written).
+    #[error("the full size is too large to reach by online growth from a fast start (about 8 TiB at most)")]
+    GrowthTooLarge,
 }
 
 impl Geometry {

@@ -75,6 +75,7 @@ fn options_reach_the_superblock() {
         reserved_percent: 1.0,
         label: Some("scratch".into()),
         uuid: Some(uuid),
+        ..FormatOptions::default()
     };
     let plan = build_image(&img, 256 * MIB + 4095, &opts).unwrap();
     assert_eq!(
