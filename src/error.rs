@@ -17,6 +17,7 @@ use crate::format::FormatError;
 use crate::key::KeyError;
 use crate::luks::LuksError;
 use crate::name::NameError;
+use crate::resize::ResizeError;
 use crate::sparse::SparseError;
 use crate::step::Step;
 
@@ -42,6 +43,9 @@ pub enum Error {
     /// A device-mapper operation failed.
     #[error(transparent)]
     Dm(#[from] DmError),
+    /// Growing the filesystem online failed.
+    #[error(transparent)]
+    Resize(#[from] ResizeError),
     /// A step of `encrypt` or `cleanup` failed; `source` says how.
     #[error("{step} for {}", device.display())]
     Pipeline {
@@ -101,6 +105,10 @@ pub enum Refusal {
     Locked,
     /// Mounted, part of a device-mapper table, or held open exclusively.
     InUse,
+    /// A fast start was asked for without a mount: the filesystem can only grow mounted.
+    FastStartNeedsMount,
+    /// Not a fast-started filesystem this tool can grow.
+    NotGrowable,
     /// Too small for header, integrity metadata and ext4.
     TooSmall {
         /// Its size in bytes.
@@ -137,6 +145,14 @@ impl fmt::Display for Refusal {
             Refusal::InUse => f.write_str(
                 "is in use (mounted, part of a device-mapper table, or held open exclusively)",
             ),
+            Refusal::FastStartNeedsMount => f.write_str(
+                "cannot start small without a mount point: the file system grows online, \
+                 mounted (give --mount)",
+            ),
+            Refusal::NotGrowable => f.write_str(
+                "was not made with a fast start (no growth record, or its superblock does not \
+                 ask for noinit_itable); there is nothing to grow",
+            ),
             Refusal::TooSmall { size, min } => write!(
                 f,
                 "is too small: {size} bytes, at least {min} are needed for the LUKS2 header, \
@@ -156,6 +172,7 @@ impl Error {
             Error::Format(e) => e.class(),
             Error::Luks(e) => e.class(),
             Error::Dm(e) => e.class(),
+            Error::Resize(e) => e.class(),
             Error::Pipeline { source, .. } => source.class(),
             Error::Io { source, .. } => class_of_io(source),
             Error::Refused { reason, .. } => reason.class(),

@@ -39,7 +39,7 @@
 //! - base types, importing only the floor: `key`, `params`, `superblock`, `extent`, `name`,
 //!   `blockdev`, `kernel`, `step`, `loopdev`;
 //! - over them: `keyring` and `dm_table`;
-//! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`;
+//! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`, `resize`;
 //! - `error` aggregates the leaves' errors; `pipeline` runs the job; the command-line tool
 //!   (`src/bin/scratchcrypt`) uses only this public API.
 //!
@@ -81,6 +81,7 @@ internal_modules! {
     name;
     params;
     pipeline;
+    resize;
     sparse;
     step;
     superblock;
@@ -105,6 +106,11 @@ pub use pipeline::{
     CleanupOutcome, CopyReport, EncryptOptions, EncryptReport, MountRequest, ProgressFn, StepTime,
     WrittenBytes,
 };
+pub use pipeline::{
+    grow, grow_holding, grow_mounted, growth_status, is_growing, stop_grower, GrowLock,
+    GrowOptions, GrowReport, GrowState, GrowthStatus,
+};
+pub use resize::ResizeError;
 pub use sparse::SparseError;
 pub use step::Step;
 pub use superblock::SuperblockError;

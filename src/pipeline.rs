@@ -35,6 +35,7 @@
 
 mod cleanup;
 mod devices;
+mod grow;
 pub(crate) mod margin;
 mod mount;
 mod report;
@@ -59,6 +60,10 @@ pub use cleanup::{cleanup, CleanupOptions, CleanupOutcome};
 #[cfg(any(test, feature = "test-support"))]
 pub use cleanup::cleanup_with;
 pub use devices::{BlockDevices, SystemDevices};
+pub use grow::{
+    grow, grow_holding, grow_mounted, growth_status, is_growing, stop_grower, GrowLock,
+    GrowOptions, GrowReport, GrowState, GrowthStatus,
+};
 #[cfg(any(test, feature = "test-support"))]
 pub use devices::SourceInfo;
 pub use mount::MountRequest;

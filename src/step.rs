@@ -39,6 +39,10 @@ pub enum Step {
     Unmount,
     /// Removing the device-mapper devices.
     RemoveMapping,
+    /// Growing a fast-started filesystem online.
+    Grow,
+    /// Reading the state of a mapping.
+    Status,
 }
 
 impl std::fmt::Display for Step {
@@ -58,6 +62,8 @@ impl std::fmt::Display for Step {
             Step::Mount => "mount the file system",
             Step::Unmount => "unmount the file system",
             Step::RemoveMapping => "remove the mapping",
+            Step::Grow => "grow the file system",
+            Step::Status => "read the status",
         })
     }
 }

@@ -51,10 +51,11 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     );
     m.insert("format", vec!["class", "extent"]);
     m.insert("sparse", vec!["class", "extent", "blockdev"]);
+    m.insert("resize", vec!["class", "extent"]);
     m.insert(
         "error",
         vec![
-            "class", "dm", "format", "key", "luks", "name", "sparse", "step",
+            "class", "dm", "format", "key", "luks", "name", "resize", "sparse", "step",
         ],
     );
     let everything: Vec<&'static str> = m.keys().copied().collect();

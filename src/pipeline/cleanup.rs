@@ -47,7 +47,12 @@ pub struct CleanupOutcome {
 pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOutcome> {
     let mapper = name.mapper_path();
     let dm = RealDm::new().map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    // A grower of a fast start must be gone before its filesystem is unmounted.
+    super::grow::stop_grower(name).map_err(|e| at(Step::Grow, &mapper, e))?;
     let mut outcome = cleanup_with(&dm, &SystemDevices, name, options)?;
+    if outcome.crypt_removed || !outcome.existed {
+        super::grow::GrowState::remove(name).map_err(|e| at(Step::RemoveMapping, &mapper, e))?;
+    }
     let base = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     outcome.stale_temp_dirs_removed =
         remove_stale_temp_dirs(&base).map_err(|e| at(Step::RemoveTempDir, &base, e))?;

@@ -56,6 +56,11 @@ pub trait BlockDevices {
     /// Mount a private tmpfs (mode 0700) on `dir`, for the temp image when the default temp dir
     /// cannot hold it.
     fn mount_private_tmpfs(&self, dir: &Path) -> Result<()>;
+
+    /// Where run state (the growth record of a fast start) is kept.
+    fn state_dir(&self) -> PathBuf {
+        PathBuf::from(super::grow::STATE_DIR)
+    }
 }
 
 /// The real block devices of this machine.

@@ -66,6 +66,10 @@ pub struct EncryptReport {
     pub temp_fs: String,
     /// Peak resident memory of this process, in bytes.
     pub peak_rss_bytes: u64,
+    /// Size of the file system when `encrypt` returned, in bytes.
+    pub fs_bytes: u64,
+    /// Size it grows to (equal to `fs_bytes` unless it was made with a fast start).
+    pub target_bytes: u64,
     /// Where the file system was mounted, if asked.
     pub mounted_at: Option<PathBuf>,
 }

@@ -9,7 +9,8 @@ use super::write::{integrity_metadata_bytes, write_image};
 use super::{at, EncryptOptions, System};
 use crate::class::ErrorClass;
 use crate::dm;
-use crate::error::{Error, Result};
+use super::grow::GrowState;
+use crate::error::{Error, Refusal, Result};
 use crate::format;
 use crate::key::VolumeKey;
 use crate::name::MappingName;
@@ -119,6 +120,16 @@ fn encrypt_steps(
 ) -> Result<EncryptReport> {
     let (system, source, name) = (run.system, run.source, run.name);
 
+    if options.format.initial_bytes.is_some() && options.mount.is_none() {
+        return Err(at(
+            Step::CheckNames,
+            source,
+            Error::Refused {
+                path: source.to_path_buf(),
+                reason: Refusal::FastStartNeedsMount,
+            },
+        ));
+    }
     dm::ensure_names_free(system.dm, name).map_err(|e| at(Step::CheckNames, source, e.into()))?;
     run.done(Step::CheckNames);
 
@@ -189,6 +200,17 @@ fn encrypt_steps(
         }
         None => None,
     };
+    if let (Some(dir), true) = (&mounted_at, plan.final_block_count > plan.block_count) {
+        let state = GrowState {
+            target_blocks: plan.final_block_count,
+            mount: dir.clone(),
+            grower_pid: None,
+        };
+        let state_dir = system.devices.state_dir();
+        state
+            .save_in(&state_dir, name)
+            .map_err(|e| at(Step::Mount, &state_dir, e))?;
+    }
 
     let integrity_metadata = integrity_metadata_bytes(source, params.data_offset_sectors);
     run.undo.clear();
@@ -210,6 +232,8 @@ fn encrypt_steps(
         zero_ranges: plan.zero_ranges.len(),
         temp_fs,
         peak_rss_bytes: peak_rss_bytes(),
+        fs_bytes: plan.block_count * u64::from(plan.block_size),
+        target_bytes: plan.final_block_count * u64::from(plan.block_size),
         mounted_at,
     })
 }

@@ -14,6 +14,7 @@ use scratchcrypt::{
     CleanupOptions, EncryptOptions, Error, FormatOptions, MappingName, MountRequest,
 };
 
+mod grower;
 mod progress;
 mod size;
 
@@ -49,6 +50,29 @@ enum Command {
     /// Copy the data extents of SRC onto DST at the same offsets, skipping holes (the copy step
     /// of `encrypt` alone; on its own it does NOT make a device safe to read).
     CopyExtents(CopyExtentsArgs),
+    /// Show the mapping NAME: its file system size, the size it grows to, whether it is growing.
+    Status(StatusArgs),
+    /// Grow a fast-started file system to its full size in the foreground, or wait for the
+    /// grower that runs; exits 0 once it has its full size. Idempotent.
+    Grow(GrowArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The mapping name.
+    name: MappingName,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct GrowArgs {
+    /// The mapping name.
+    name: MappingName,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +96,18 @@ struct EncryptArgs {
     /// Mount options for --mount, as for mount -o (e.g. "noatime,nodev").
     #[arg(long, value_name = "OPTS", requires = "mount")]
     mount_options: Option<String>,
+    /// Return as soon as a small file system is mounted, and grow it online to the full size
+    /// in a detached process (`scratchcrypt status NAME` shows the progress). Needs --mount.
+    #[arg(long, requires = "mount")]
+    fast_start: bool,
+    /// With --fast-start: the size of the file system at first (rounded down to whole
+    /// 128 MiB block groups).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size_arg, requires = "fast_start")]
+    initial_size: u64,
+    /// With --fast-start: size the journal for the full disk (as a full format would, up to
+    /// 1 GiB) instead of the initial one; all of it is written before the mount.
+    #[arg(long, requires = "fast_start")]
+    full_journal: bool,
     #[command(flatten)]
     format: FormatArgs,
     /// Print one JSON report instead of the mapper path.
@@ -219,7 +255,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 wait_timeout: a.wait_timeout,
                 tmpfs_fallback: a.temp_dir.is_none(),
                 temp_dir: a.temp_dir,
-                format: a.format.to_options(),
+                format: FormatOptions {
+                    initial_bytes: a.fast_start.then_some(a.initial_size),
+                    full_journal: a.full_journal,
+                    ..a.format.to_options()
+                },
                 progress: if a.json { None } else { progress::terminal() },
                 mount: a.mount.map(|dir| MountRequest {
                     dir,
@@ -227,6 +267,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }),
             };
             let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
+            if report.fs_bytes < report.target_bytes {
+                grower::spawn(&name)?;
+            }
             if a.json {
                 print_json(&report);
             } else {
@@ -262,6 +305,37 @@ fn run(cli: Cli) -> Result<(), Error> {
                     progress::human_bytes(plan.zero_bytes),
                     plan.zero_ranges.len()
                 );
+            }
+        }
+        Command::Status(a) => {
+            let status = scratchcrypt::growth_status(&a.name)?;
+            if a.json {
+                print_json(&serde_json::json!({
+                    "name": a.name.as_str(),
+                    "mapper": a.name.mapper_path(),
+                    "fs_bytes": status.fs_bytes,
+                    "target_bytes": status.target_bytes,
+                    "growing": status.growing,
+                    "mounted_at": status.mount,
+                }));
+            } else {
+                println!(
+                    "{}: {} of {}{}",
+                    a.name.mapper_path().display(),
+                    progress::human_bytes(status.fs_bytes),
+                    progress::human_bytes(status.target_bytes),
+                    if status.growing { ", growing" } else { "" }
+                );
+            }
+        }
+        Command::Grow(a) => {
+            let options = scratchcrypt::GrowOptions {
+                progress: if a.json { None } else { progress::terminal() },
+                ..Default::default()
+            };
+            let report = scratchcrypt::grow(&a.name, &options)?;
+            if a.json {
+                print_json(&report);
             }
         }
         Command::CopyExtents(a) => {

@@ -1,0 +1,384 @@
+//! Fast start, after the mount: grow the filesystem online to the mapping's full size.
+//!
+//! # The loop
+//! Each step ([`crate::resize::next_step`]) first writes, through the mapping, the blocks the
+//! kernel will read while adding the next chunk of groups (bitmaps, the new last block, a
+//! read-ahead margin), fsyncs them, then asks the kernel for the chunk with one
+//! `EXT4_IOC_RESIZE_FS` call. The kernel zeroes the chunk's inode tables itself
+//! (`noinit_itable`, which the superblock carries). Every step leaves a consistent, larger
+//! filesystem: a grower that is killed between or during steps leaves a smaller clean one,
+//! and [`grow_mounted`] called again resumes from what the superblock says.
+//!
+//! # State of a run
+//! `encrypt` with a fast start records the target in `/run/scratchcrypt/<name>.json`
+//! ([`GrowState`]); a grower holds an exclusive `flock` on `/run/scratchcrypt/<name>.lock`
+//! for as long as it runs, which is how `status` tells `growing` and how `grow` waits for a
+//! grower that is already at work. Nothing in these files is secret.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::{at, ProgressFn};
+use crate::error::{Error, Result};
+#[cfg(any(test, feature = "test-support"))]
+use crate::extent::ByteRange;
+use crate::name::MappingName;
+#[cfg(any(test, feature = "test-support"))]
+use crate::resize::GrowStep;
+use crate::resize::{self, Ext4Geometry};
+use crate::sparse;
+use crate::step::Step;
+
+/// Where run state lives: a tmpfs on every system this tool targets, gone at reboot with the
+/// key.
+pub const STATE_DIR: &str = "/run/scratchcrypt";
+
+/// Options of [`grow_mounted`].
+#[derive(Clone, Default)]
+pub struct GrowOptions {
+    /// Called after every step with (`Step::Grow`, filesystem bytes now, target bytes).
+    pub progress: Option<ProgressFn>,
+    /// Test hook: rewrite the ranges a step zeroes (negative controls of the strict-device
+    /// tests drop some of them and must be caught).
+    #[cfg(any(test, feature = "test-support"))]
+    pub zero_filter: Option<fn(&GrowStep) -> Vec<ByteRange>>,
+}
+
+impl std::fmt::Debug for GrowOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrowOptions")
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a grow did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrowReport {
+    /// Filesystem size before, in bytes.
+    pub from_bytes: u64,
+    /// Filesystem size after, in bytes.
+    pub fs_bytes: u64,
+    /// The size grown to, in bytes.
+    pub target_bytes: u64,
+    /// Resize calls made.
+    pub steps: u32,
+    /// Bytes this process zeroed through the mapping (the kernel's inode-table zeroing aside).
+    pub zeroed_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Grow the ext4 on `mapping`, mounted at `mount`, to `target_blocks` blocks of 4 KiB.
+///
+/// Blocking; safe to call from any thread; resumable (it starts from the superblock's block
+/// count). Refuses a filesystem whose superblock does not ask for `noinit_itable`: the kernel
+/// would then leave new inode tables unwritten, which an unwiped integrity device cannot read.
+pub fn grow_mounted(
+    mapping: &Path,
+    mount: &Path,
+    target_blocks: u64,
+    options: &GrowOptions,
+) -> Result<GrowReport> {
+    let started = Instant::now();
+    let fail = |e: Error| at(Step::Grow, mapping, e);
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    // Not exclusive: the filesystem on it is mounted. Only blocks beyond its end are written.
+    let dev = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(mapping)
+        .map_err(io("open", mapping))
+        .map_err(fail)?;
+    let dir = File::open(mount).map_err(io("open", mount)).map_err(fail)?;
+    let read_ahead = crate::blockdev::read_ahead_bytes(&dev).unwrap_or(0);
+    let mut geom = Ext4Geometry::read(&dev, mapping).map_err(|e| fail(e.into()))?;
+    if !geom.has_noinit_itable() {
+        return Err(fail(Error::Refused {
+            path: mapping.to_path_buf(),
+            reason: crate::error::Refusal::NotGrowable,
+        }));
+    }
+    if geom.blocks > target_blocks {
+        return Err(fail(
+            resize::ResizeError::BeyondTarget {
+                device: mapping.to_path_buf(),
+                blocks: geom.blocks,
+                target: target_blocks,
+            }
+            .into(),
+        ));
+    }
+    let from_bytes = geom.blocks * 4096;
+    let mut report = GrowReport {
+        from_bytes,
+        fs_bytes: from_bytes,
+        target_bytes: target_blocks * 4096,
+        steps: 0,
+        zeroed_bytes: 0,
+        seconds: 0.0,
+    };
+    while let Some(step) = resize::next_step(&geom, target_blocks, read_ahead) {
+        #[cfg(any(test, feature = "test-support"))]
+        let zero = match options.zero_filter {
+            Some(filter) => filter(&step),
+            None => step.zero.clone(),
+        };
+        #[cfg(not(any(test, feature = "test-support")))]
+        let zero = step.zero.clone();
+        let ranges: Vec<std::ops::Range<u64>> = zero.iter().map(|r| r.start..r.end()).collect();
+        let zeroed = sparse::zero_ranges(&dev, mapping, &ranges, &mut |_| {})
+            .map_err(|e| fail(e.into()))?;
+        report.zeroed_bytes += zeroed.bytes_zeroed;
+        resize::resize_fs(&dir, mount, step.blocks).map_err(|e| fail(e.into()))?;
+        report.steps += 1;
+        geom = Ext4Geometry::read(&dev, mapping).map_err(|e| fail(e.into()))?;
+        report.fs_bytes = geom.blocks * 4096;
+        if let Some(progress) = &options.progress {
+            progress(Step::Grow, report.fs_bytes, report.target_bytes);
+        }
+        if geom.blocks < step.blocks {
+            // The kernel accepted the call but did not grow: stop rather than loop.
+            return Err(fail(
+                resize::ResizeError::Ioctl {
+                    mount: mount.to_path_buf(),
+                    blocks: step.blocks,
+                    source: io::Error::from_raw_os_error(libc::EIO),
+                }
+                .into(),
+            ));
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// What `encrypt` with a fast start leaves for `grow` and `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrowState {
+    /// Blocks to grow to (mke2fs' block count for the mapping's size).
+    pub target_blocks: u64,
+    /// Where the filesystem was mounted.
+    pub mount: PathBuf,
+    /// The process growing it, while one runs.
+    pub grower_pid: Option<i32>,
+}
+
+fn state_path(name: &MappingName, ext: &str) -> PathBuf {
+    state_path_in(Path::new(STATE_DIR), name, ext)
+}
+
+fn state_path_in(dir: &Path, name: &MappingName, ext: &str) -> PathBuf {
+    dir.join(format!("{name}.{ext}"))
+}
+
+fn state_io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { what, path, source }
+}
+
+impl GrowState {
+    /// Record the state of `name` (mode 0600 in a 0700 directory).
+    pub fn save(&self, name: &MappingName) -> Result<()> {
+        self.save_in(Path::new(STATE_DIR), name)
+    }
+
+    /// [`GrowState::save`] into `dir`.
+    pub fn save_in(&self, dir: &Path, name: &MappingName) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(state_io("create", dir))?;
+        let path = state_path_in(dir, name, "json");
+        let tmp = state_path_in(dir, name, "json.tmp");
+        let text = serde_json::to_vec(self).map_err(|e| state_io("encode", &path)(e.into()))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(state_io("create", &tmp))?;
+        io::Write::write_all(&mut file, &text).map_err(state_io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(state_io("rename into", &path))
+    }
+
+    /// The state of `name`, or `None` when it was not encrypted with a fast start.
+    pub fn load(name: &MappingName) -> Result<Option<GrowState>> {
+        Self::load_in(Path::new(STATE_DIR), name)
+    }
+
+    /// [`GrowState::load`] from `dir`.
+    pub fn load_in(dir: &Path, name: &MappingName) -> Result<Option<GrowState>> {
+        let path = state_path_in(dir, name, "json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| state_io("parse", &path)(e.into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(state_io("read", &path)(e)),
+        }
+    }
+
+    /// Forget the state of `name` (after cleanup).
+    pub fn remove(name: &MappingName) -> Result<()> {
+        for ext in ["json", "lock"] {
+            let path = state_path(name, ext);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(state_io("remove", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The grower's lock on `name`: held for as long as a grower runs.
+#[derive(Debug)]
+pub struct GrowLock {
+    _lock: Flock<File>,
+}
+
+impl GrowLock {
+    fn open(name: &MappingName) -> Result<File> {
+        let dir = Path::new(STATE_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(state_io("create", dir))?;
+        let path = state_path(name, "lock");
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(state_io("open", &path))
+    }
+
+    /// Take the lock if no grower holds it; `None` when one does.
+    pub fn try_take(name: &MappingName) -> Result<Option<GrowLock>> {
+        match Flock::lock(Self::open(name)?, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(GrowLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(state_io("lock", &state_path(name, "lock"))(e.into())),
+        }
+    }
+
+    /// Wait until no grower holds the lock, then take it.
+    pub fn take(name: &MappingName) -> Result<GrowLock> {
+        match Flock::lock(Self::open(name)?, FlockArg::LockExclusive) {
+            Ok(lock) => Ok(GrowLock { _lock: lock }),
+            Err((_, e)) => Err(state_io("lock", &state_path(name, "lock"))(e.into())),
+        }
+    }
+}
+
+/// Whether a grower runs for `name` now.
+pub fn is_growing(name: &MappingName) -> Result<bool> {
+    if !state_path(name, "json").exists() {
+        return Ok(false);
+    }
+    Ok(GrowLock::try_take(name)?.is_none())
+}
+
+/// Grow `name` to its full size in this process, after waiting for a grower that already runs.
+/// Idempotent: a filesystem at its full size (or one made without a fast start) returns at
+/// once with `fs_bytes == target_bytes`.
+pub fn grow(name: &MappingName, options: &GrowOptions) -> Result<GrowReport> {
+    let lock = GrowLock::take(name)?;
+    grow_holding(name, &lock, options)
+}
+
+/// [`grow`] by a process that already holds the grower's lock (the detached grower of
+/// `encrypt --fast-start`, which inherits it from its parent).
+pub fn grow_holding(name: &MappingName, _lock: &GrowLock, options: &GrowOptions) -> Result<GrowReport> {
+    let mapper = name.mapper_path();
+    let Some(mut state) = GrowState::load(name)? else {
+        let status = growth_status(name)?;
+        return Ok(GrowReport {
+            from_bytes: status.fs_bytes,
+            fs_bytes: status.fs_bytes,
+            target_bytes: status.fs_bytes,
+            steps: 0,
+            zeroed_bytes: 0,
+            seconds: 0.0,
+        });
+    };
+    state.grower_pid = Some(std::process::id() as i32);
+    state.save(name)?;
+    let result = grow_mounted(&mapper, &state.mount, state.target_blocks, options);
+    state.grower_pid = None;
+    let saved = state.save(name);
+    let report = result?;
+    saved?;
+    Ok(report)
+}
+
+/// The growth state of a mapping, for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrowthStatus {
+    /// Filesystem size now, in bytes.
+    pub fs_bytes: u64,
+    /// Size it grows to, in bytes (equal to `fs_bytes` without a fast start).
+    pub target_bytes: u64,
+    /// Whether a grower runs now.
+    pub growing: bool,
+    /// Where it is mounted (from the fast start's record, if any).
+    pub mount: Option<PathBuf>,
+}
+
+/// Read the growth state of `name` from its superblock and run state.
+pub fn growth_status(name: &MappingName) -> Result<GrowthStatus> {
+    let mapper = name.mapper_path();
+    let dev = File::open(&mapper).map_err(state_io("open", &mapper))?;
+    let geom = Ext4Geometry::read(&dev, &mapper).map_err(|e| at(Step::Status, &mapper, e.into()))?;
+    let state = GrowState::load(name)?;
+    let fs_bytes = geom.blocks * 4096;
+    Ok(GrowthStatus {
+        fs_bytes,
+        target_bytes: state
+            .as_ref()
+            .map_or(fs_bytes, |s| s.target_blocks * 4096),
+        growing: is_growing(name)?,
+        mount: state.map(|s| s.mount),
+    })
+}
+
+/// Stop a grower of `name` (SIGTERM; it stops at once, the kernel finishing the step in
+/// flight) and wait until it is gone. Nothing to do when none runs.
+pub fn stop_grower(name: &MappingName) -> Result<()> {
+    let Some(state) = GrowState::load(name)? else {
+        return Ok(());
+    };
+    if let (Some(pid), true) = (state.grower_pid, is_growing(name)?) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => {
+                return Err(state_io("signal the grower of", &name.mapper_path())(e.into()))
+            }
+        }
+    }
+    // Released when the grower's process is gone.
+    drop(GrowLock::take(name)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! Fast start on the strict-read device: a small ext4 grown online by the library's own
+//! grower reads nothing that was never written, during the growth and in the stress, crash
+//! replay and e2fsck after it; and dropping what the grower zeroes is caught.
+//!
+//! The device is the FUSE-backed loop device of `tests/support` (every read of a block never
+//! written fails with EIO and is logged), so this runs natively, without device-mapper.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use scratchcrypt::extent::ByteRange;
+use scratchcrypt::resize::GrowStep;
+use scratchcrypt::{build_image, grow_mounted, FormatOptions, FormatPlan, GrowOptions};
+use support::privileged;
+use support::stress::{Ext4Mount, StressConfig};
+use support::strict_device::StrictDevice;
+
+const MIB: u64 = 1 << 20;
+
+/// Three flex chunks' worth of growth would be slow through FUSE; 3 GiB from 512 MiB is two
+/// steps (groups 4..16, then 16..24), the second starting on a flex boundary.
+const FULL: u64 = 3 << 30;
+const INITIAL: u64 = 512 * MIB;
+
+/// The strict device with a fast-start ext4 written the way the pipeline writes it (the plan's
+/// zero ranges, then the image's data extents).
+struct Prepared {
+    dev: StrictDevice,
+    _tmp: tempfile::TempDir,
+    image: PathBuf,
+    plan: FormatPlan,
+}
+
+fn prepare(initial: Option<u64>) -> Prepared {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image");
+    let opts = FormatOptions {
+        initial_bytes: initial,
+        ..FormatOptions::default()
+    };
+    let plan = build_image(&image, FULL, &opts).unwrap();
+    let dev = StrictDevice::new(FULL, 4096).unwrap();
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev.device_path())
+        .unwrap();
+    let ranges: Vec<_> = plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    scratchcrypt::sparse::zero_ranges(&device, dev.device_path(), &ranges, &mut |_| {}).unwrap();
+    let src = std::fs::File::open(&image).unwrap();
+    scratchcrypt::sparse::copy_extents(&src, &image, &device, dev.device_path(), &mut |_| {})
+        .unwrap();
+    drop(device);
+    assert_eq!(
+        dev.refused_reads(),
+        vec![],
+        "formatting read unwritten blocks"
+    );
+    Prepared {
+        dev,
+        _tmp: tmp,
+        image,
+        plan,
+    }
+}
+
+/// Whether this process may resize a mounted ext4: the kernel's `ext4_resize_begin` requires
+/// CAP_SYS_RESOURCE (bit 24 of the effective set), which some sandboxes drop even for root.
+/// Without it the growth cannot run here at all; `vm_fast_start_4g` checks it in the VM.
+fn can_resize(test: &str) -> bool {
+    if !privileged::can_run(test) {
+        return false;
+    }
+    let caps = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    if eff & (1 << 24) == 0 {
+        eprintln!(
+            "skipping {test}: this process lacks CAP_SYS_RESOURCE, which online resize needs \
+             (growth is checked in the VM by vm_fast_start_4g)"
+        );
+        return false;
+    }
+    true
+}
+
+/// Mount with no options at all: `noinit_itable` must come from the superblock.
+fn mount(dev: &StrictDevice, dir: &Path) -> Ext4Mount {
+    Ext4Mount::new(dev.device_path(), dir, "").unwrap()
+}
+
+/// The whole growth: two resize steps, nothing unwritten read, the full size reached; then
+/// the usual stress (parallel writers, drop_caches, crash and journal replay, e2fsck) is
+/// clean on the grown filesystem.
+#[test]
+fn fuse_grow_online_reads_nothing_unwritten() {
+    if !can_resize("fuse_grow_online_reads_nothing_unwritten") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let p = prepare(Some(INITIAL));
+    assert_eq!(p.plan.block_count, INITIAL / 4096);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mount(&p.dev, dir.path());
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let options = GrowOptions {
+        progress: Some(Arc::new(move |_, done, total| {
+            assert!(done <= total);
+            seen.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..GrowOptions::default()
+    };
+    let report = grow_mounted(
+        p.dev.device_path(),
+        dir.path(),
+        p.plan.final_block_count,
+        &options,
+    )
+    .unwrap();
+    assert_eq!(report.steps, 2, "{report:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(report.fs_bytes, p.plan.final_block_count * 4096);
+    let st = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+    assert!(
+        st.blocks() * st.fragment_size() > FULL * 9 / 10,
+        "statvfs after growth"
+    );
+    assert_eq!(
+        p.dev.refused_reads(),
+        vec![],
+        "the growth read unwritten blocks"
+    );
+    // Growing again is a no-op.
+    let again = grow_mounted(
+        p.dev.device_path(),
+        dir.path(),
+        p.plan.final_block_count,
+        &GrowOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((again.steps, again.fs_bytes), (0, report.fs_bytes));
+    m.unmount().unwrap();
+    support::assert_survives_stress(&p.dev, Some(&p.image), &StressConfig::default());
+    p.dev.close().unwrap();
+}
+
+/// Negative control: without the chunk's bitmaps zeroed, the kernel's checksumming of the new
+/// groups reads them and the strict device refuses.
+#[test]
+fn fuse_grow_without_bitmaps_is_caught() {
+    if !can_resize("fuse_grow_without_bitmaps_is_caught") {
+        return;
+    }
+    let _serial = privileged::serial();
+    fn only_last_block(step: &GrowStep) -> Vec<ByteRange> {
+        step.zero.last().into_iter().copied().collect()
+    }
+    let p = prepare(Some(INITIAL));
+    let dir = tempfile::tempdir().unwrap();
+    let m = mount(&p.dev, dir.path());
+    let options = GrowOptions {
+        zero_filter: Some(only_last_block),
+        ..GrowOptions::default()
+    };
+    let result = grow_mounted(
+        p.dev.device_path(),
+        dir.path(),
+        p.plan.final_block_count,
+        &options,
+    );
+    let refused = p.dev.refused_reads();
+    eprintln!("without bitmaps: {result:?}, refused {refused:?}");
+    assert!(
+        !refused.is_empty(),
+        "the missing bitmaps were not read: control is blind"
+    );
+    let chunk_start = INITIAL / 4096;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.block >= chunk_start && r.block < chunk_start + 64),
+        "refused reads are not the chunk's bitmaps: {refused:?}"
+    );
+    let _ = m.unmount();
+    p.dev.close().unwrap();
+}
+
+/// Negative control: without the new last block written, the kernel's first read of the
+/// resize is refused and the growth fails with an error that names the step.
+#[test]
+fn fuse_grow_without_last_block_is_caught() {
+    if !can_resize("fuse_grow_without_last_block_is_caught") {
+        return;
+    }
+    let _serial = privileged::serial();
+    fn all_but_last_block(step: &GrowStep) -> Vec<ByteRange> {
+        let last = (step.blocks - 1) * 4096;
+        step.zero
+            .iter()
+            .copied()
+            .filter(|r| r.end() <= last)
+            .collect()
+    }
+    let p = prepare(Some(INITIAL));
+    let dir = tempfile::tempdir().unwrap();
+    let m = mount(&p.dev, dir.path());
+    let options = GrowOptions {
+        zero_filter: Some(all_but_last_block),
+        ..GrowOptions::default()
+    };
+    let err = grow_mounted(
+        p.dev.device_path(),
+        dir.path(),
+        p.plan.final_block_count,
+        &options,
+    )
+    .unwrap_err();
+    assert_eq!(err.step(), Some(scratchcrypt::Step::Grow), "{}", err.line());
+    let refused = p.dev.refused_reads();
+    let last = 16 * 32768 - 1;
+    assert!(
+        refused.iter().any(|r| r.block == last),
+        "block {last} not refused: {refused:?} ({})",
+        err.line()
+    );
+    let _ = m.unmount();
+    p.dev.close().unwrap();
+}
+
+/// A filesystem made without a fast start (no `noinit_itable` in its superblock) is refused
+/// before anything is written: the kernel would leave its new inode tables unwritten.
+#[test]
+fn fuse_grow_refuses_a_full_format() {
+    if !privileged::can_run("fuse_grow_refuses_a_full_format") {
+        return;
+    }
+    let _serial = privileged::serial();
+    let p = prepare(None);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mount(&p.dev, dir.path());
+    let written = p.dev.written_blocks();
+    let err = grow_mounted(
+        p.dev.device_path(),
+        dir.path(),
+        p.plan.block_count + 32768,
+        &GrowOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.line().contains("was not made with a fast start"),
+        "{}",
+        err.line()
+    );
+    assert_eq!(
+        p.dev.written_blocks(),
+        written,
+        "something was written before the refusal"
+    );
+    let _ = m.unmount();
+    p.dev.close().unwrap();
+}
