@@ -22,6 +22,7 @@ struct FileDevices {
     fail_unmount: Cell<bool>,
     mounts: RefCell<Vec<PathBuf>>,
     real_tmpfs: RefCell<Vec<PathBuf>>,
+    state: PathBuf,
 }
 
 impl FileDevices {
@@ -34,6 +35,7 @@ impl FileDevices {
             fail_unmount: Cell::new(false),
             mounts: RefCell::new(Vec::new()),
             real_tmpfs: RefCell::new(Vec::new()),
+            state: dir.join("state"),
         }
     }
 }
@@ -47,6 +49,10 @@ fn injected(what: &'static str, path: &Path) -> Error {
 }
 
 impl BlockDevices for FileDevices {
+    fn state_dir(&self) -> PathBuf {
+        self.state.clone()
+    }
+
     fn probe_source(&self, path: &Path, wait: Duration) -> Result<SourceInfo> {
         devices::wait_for(path, wait)?;
         let len = std::fs::metadata(path)
@@ -553,4 +559,46 @@ fn rollback_removes_only_the_mapping_with_our_uuids() {
     let removed = crate::dm::remove_ours(&w.dm, &w.name, &params.uuid).unwrap();
     assert!(removed.crypt_removed && removed.integrity_removed);
     assert!(w.dm.device_names().is_empty());
+}
+
+/// A fast start without a mount is refused before anything is written: the file system can
+/// only grow mounted.
+#[test]
+fn fast_start_without_a_mount_is_refused_first() {
+    let w = World::new(512 << 20);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::InvalidInput, "{}", err.line());
+    assert!(err.line().contains("--mount"), "{}", err.line());
+    assert_eq!(w.luks.calls(), 0, "the header was written");
+    w.assert_nothing_left();
+}
+
+/// A fast start returns a small mounted file system, reports the size it grows to, and
+/// records the target and the mount point for `grow` and `status`.
+#[test]
+fn fast_start_records_what_grow_needs() {
+    let w = World::new(512 << 20);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    let dir = w.dir.path().join("mnt");
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    let report = w.run(&options).unwrap();
+    assert_eq!(report.fs_bytes, 128 << 20);
+    assert!(report.target_bytes > 400 << 20, "{report:?}");
+    assert!(report.target_bytes <= report.mapping_bytes);
+    let state = super::grow::GrowState::load_in(&w.devices.state, &w.name)
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.target_blocks * 4096, report.target_bytes);
+    assert_eq!(state.mount, dir);
+    // The image on the mapping is the small one: its superblock says so, with noinit_itable.
+    let mapping = File::open(&w.devices.mapping).unwrap();
+    let geom = crate::resize::Ext4Geometry::read(&mapping, &w.devices.mapping).unwrap();
+    assert_eq!(geom.blocks * 4096, report.fs_bytes);
+    assert!(geom.has_noinit_itable());
 }
