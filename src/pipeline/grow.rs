@@ -17,11 +17,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::{at, ProgressFn};
@@ -246,9 +246,14 @@ impl GrowState {
 }
 
 /// The grower's lock on `name`: held for as long as a grower runs.
+///
+/// An exclusive `flock` on `/run/scratchcrypt/<name>.lock`. It belongs to the open file
+/// description, so a forked child shares it, and it is released when the last descriptor of
+/// that description is closed: dropping this handle only closes this process's descriptor, it
+/// never unlocks explicitly (an explicit unlock would release the child's lock too).
 #[derive(Debug)]
 pub struct GrowLock {
-    _lock: Flock<File>,
+    _file: File,
 }
 
 impl GrowLock {
@@ -271,21 +276,35 @@ impl GrowLock {
             .map_err(state_io("open", &path))
     }
 
+    fn lock(name: &MappingName, op: libc::c_int) -> Result<Option<GrowLock>> {
+        let file = Self::open(name)?;
+        loop {
+            // SAFETY: flock takes a descriptor and an operation; `file` is open for the call.
+            let r = unsafe { libc::flock(file.as_raw_fd(), op) };
+            if r == 0 {
+                return Ok(Some(GrowLock { _file: file }));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) => return Ok(None),
+                _ => return Err(state_io("lock", &state_path(name, "lock"))(e)),
+            }
+        }
+    }
+
     /// Take the lock if no grower holds it; `None` when one does.
     pub fn try_take(name: &MappingName) -> Result<Option<GrowLock>> {
-        match Flock::lock(Self::open(name)?, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(GrowLock { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(state_io("lock", &state_path(name, "lock"))(e.into())),
-        }
+        Self::lock(name, libc::LOCK_EX | libc::LOCK_NB)
     }
 
     /// Wait until no grower holds the lock, then take it.
     pub fn take(name: &MappingName) -> Result<GrowLock> {
-        match Flock::lock(Self::open(name)?, FlockArg::LockExclusive) {
-            Ok(lock) => Ok(GrowLock { _lock: lock }),
-            Err((_, e)) => Err(state_io("lock", &state_path(name, "lock"))(e.into())),
-        }
+        Self::lock(name, libc::LOCK_EX)?.ok_or_else(|| {
+            state_io("lock", &state_path(name, "lock"))(io::Error::from_raw_os_error(
+                libc::EWOULDBLOCK,
+            ))
+        })
     }
 }
 
