@@ -64,9 +64,9 @@ pub fn data_extents<'a>(file: &'a std::fs::File, path: &'a std::path::Path) -> R
     Ok(Extents::new(file, path, copy::size_of(file, path)?))
 }
 
-pub use zero::zero_ranges;
+pub use zero::{zero_ranges, zero_ranges_with, ZeroMethod};
 #[cfg(any(test, feature = "test-support"))]
-pub use zero::{zero_ranges_with, ZeroMethod, ZeroStats, BLOCK_DEVICE_METHOD};
+pub use zero::{ZeroStats, BLOCK_DEVICE_METHOD};
 
 /// Errors of the extent copier.
 #[derive(Debug, thiserror::Error)]
