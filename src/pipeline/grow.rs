@@ -50,6 +50,17 @@ pub struct GrowOptions {
     pub zero_filter: Option<fn(&GrowStep) -> Vec<ByteRange>>,
 }
 
+impl GrowOptions {
+    /// Options that report each step to `progress`.
+    pub fn with_progress(progress: Option<ProgressFn>) -> GrowOptions {
+        GrowOptions {
+            progress,
+            #[cfg(any(test, feature = "test-support"))]
+            zero_filter: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for GrowOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrowOptions")

@@ -329,10 +329,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Grow(a) => {
-            let options = scratchcrypt::GrowOptions {
-                progress: if a.json { None } else { progress::terminal() },
-                ..Default::default()
-            };
+            let options = scratchcrypt::GrowOptions::with_progress(if a.json {
+                None
+            } else {
+                progress::terminal()
+            });
             let report = scratchcrypt::grow(&a.name, &options)?;
             if a.json {
                 print_json(&report);
