@@ -339,10 +339,16 @@ pub fn build_image(
     let mut journal_blocks = 0u64;
     if opts.journal {
         let mut params = fs.journal_params().map_err(ext2("size the journal"))?;
-        if let (Some(final_blocks), true) = (final_blocks, opts.full_journal) {
-            if let Some(n) = Ext2Fs::default_journal_blocks(final_blocks) {
-                params.num_journal_blocks = n;
+        if let Some(final_blocks) = final_blocks {
+            if opts.full_journal {
+                if let Some(n) = Ext2Fs::default_journal_blocks(final_blocks) {
+                    params.num_journal_blocks = n;
+                }
             }
+            // Growth needs a journal that holds one resize step's transaction.
+            let floor = growth::min_journal_blocks(u64::from(fs.sb().s_reserved_gdt_blocks));
+            let floor = u32::try_from(floor).unwrap_or(u32::MAX);
+            params.num_journal_blocks = params.num_journal_blocks.max(floor);
         }
         journal_blocks = u64::from(params.num_journal_blocks) + u64::from(params.num_fc_blocks);
         fs.add_journal_lazy(&mut params)

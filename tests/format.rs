@@ -271,6 +271,36 @@ fn fast_start_refuses_sizes_that_would_need_meta_bg() {
     assert_eq!(e.class(), scratchcrypt::ErrorClass::InvalidInput);
 }
 
+/// From 8 GiB up mke2fs reserves 1024 GDT blocks; one resize step then needs more journal
+/// credits than the 16 MiB journal of a 512 MiB filesystem holds (a quarter of it): the
+/// journal is sized so that a step fits, and stays far below the full size's.
+#[test]
+fn fast_start_journal_holds_a_resize_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("x.img");
+    let opts = FormatOptions {
+        initial_bytes: Some(512 * MIB),
+        ..FormatOptions::default()
+    };
+    for (size, rsv) in [(4 * GIB, 511u64), (32 * GIB, 1024)] {
+        let plan = build_image(&img, size, &opts).unwrap();
+        let credits = 3 + 1 + 1 + rsv;
+        assert!(
+            plan.journal_bytes / 4096 / 4 >= credits,
+            "{size}: journal {} bytes holds fewer than {credits} credits",
+            plan.journal_bytes
+        );
+        assert!(
+            plan.journal_bytes <= 32 * MIB,
+            "{size}: {}",
+            plan.journal_bytes
+        );
+        if have("dumpe2fs") {
+            assert_eq!(header(&img)["Reserved GDT blocks"], rsv.to_string());
+        }
+    }
+}
+
 /// Sorted, merged half-open block intervals.
 fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.sort_unstable();

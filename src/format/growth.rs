@@ -124,6 +124,19 @@ pub fn initial_params(
     Ok(Some((geometry, param)))
 }
 
+/// The smallest journal (in blocks) whose largest transaction holds one online-resize step.
+///
+/// `ext4_flex_group_add` (fs/ext4/resize.c) starts one handle of `3 + 1 + ⌈groups / 64⌉ +
+/// reserved_gdb` credits for a chunk of up to 16 groups, and jbd2 refuses a handle larger than
+/// a quarter of the journal (`jbd2_journal_get_max_txn_bufs`; older kernels subtract 1024
+/// blocks first) with ENOSPC. mke2fs reserves 1024 GDT blocks from 8 GiB up, so the 16 MiB
+/// journal of a small initial filesystem (4096 blocks: 1024 credits) cannot grow it: seen as
+/// ENOSPC on the first step at 32 GiB. Rounded up to whole MiB.
+pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
+    let credits = 3 + 1 + 1 + reserved_gdt_blocks + 16;
+    (4 * credits + 1024).div_ceil(256) * 256
+}
+
 /// Store `noinit_itable` in the superblock's mount options (after `ext2fs_initialize`, which
 /// does not copy them from the template).
 pub fn set_growth_mount_opts(sb: &mut ffi::ext2_super_block) {
