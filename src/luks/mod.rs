@@ -30,9 +30,15 @@ use crate::error::{class_of_io, ErrorClass};
 
 mod libcryptsetup;
 mod mock;
+// The LUKS2 format call with dm-integrity journal parameters, and the byte accounting of
+// format and tags (issue #12).
+mod accounting;
+mod raw_format;
 
-pub use self::libcryptsetup::{last_library_errors, Libcryptsetup};
+pub use self::accounting::{format_write_bytes, TagLayout};
+pub use self::libcryptsetup::{last_library_errors, Libcryptsetup, JOURNAL_BYTES};
 pub use self::mock::{MockFormatter, MOCK_DATA_OFFSET_SECTORS};
+pub use self::raw_format::journal_section_bytes;
 
 /// Length of the volume key: a 64-byte AES-256-XTS key followed by a 32-byte HMAC-SHA256 key
 /// (dm-crypt splits an `authenc` key as cipher key then MAC key, `drivers/md/dm-crypt.c`).
