@@ -152,8 +152,9 @@ pub struct StepTime {
 /// Bytes written to the source device, by what they are.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WrittenBytes {
-    /// The LUKS2 header area up to the data offset (an upper bound: libcryptsetup writes the
-    /// two metadata copies and clears the keyslot area).
+    /// What libcryptsetup writes at format: it zeroes the header area up to the data offset,
+    /// fills the keyslots area with random bytes, zeroes the integrity superblock's sectors,
+    /// and writes both header copies twice ([`crate::luks::format_write_bytes`]).
     pub luks_header_area: u64,
     /// The dm-integrity superblock and journal, which the kernel writes during format (from
     /// the integrity superblock: 4 KiB plus `journal_sections` sections).
@@ -166,6 +167,9 @@ pub struct WrittenBytes {
     pub read_ahead_margins: u64,
     /// ext4 metadata copied from the image, through the mapping.
     pub ext4_metadata: u64,
+    /// dm-integrity tags written for the zeroed and copied blocks (a model of dm-bufio's
+    /// writes, [`crate::luks::TagLayout`]).
+    pub integrity_tags: u64,
 }
 
 /// What [`encrypt`] did.
@@ -408,7 +412,16 @@ fn encrypt_steps(
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage);
 
-    let written = write_image(run, &mapping, &activation, &image_path, &plan, options)?;
+    let tags = tag_layout(source, &params);
+    let written = write_image(
+        run,
+        &mapping,
+        &activation,
+        &image_path,
+        &plan,
+        options,
+        &tags,
+    )?;
 
     if run.undo.iter().any(|u| matches!(u, Undo::TempMount(_))) {
         system
@@ -457,7 +470,7 @@ fn encrypt_steps(
         steps: std::mem::take(&mut run.steps),
         total_seconds: started.elapsed().as_secs_f64(),
         written: WrittenBytes {
-            luks_header_area: params.data_offset_sectors * 512,
+            luks_header_area: crate::luks::format_write_bytes(params.data_offset_sectors),
             integrity_metadata,
             ..written
         },
@@ -518,6 +531,7 @@ fn write_image(
     image_path: &Path,
     plan: &format::FormatPlan,
     options: &EncryptOptions,
+    tags: &crate::luks::TagLayout,
 ) -> Result<WrittenBytes> {
     let target = activation.mapper_path.as_path();
     let image = File::open(image_path).map_err(|source| {
@@ -560,7 +574,14 @@ fn write_image(
     .map_err(|e| at(Step::CopyImage, target, e.into()))?;
     progress.finish();
     run.done(Step::CopyImage);
+    // Zeroing and copy each end with an fsync: two flush phases for the tags.
+    let block = u64::from(plan.block_size).max(1);
+    let data_blocks: Vec<std::ops::Range<u64>> = data
+        .iter()
+        .map(|r| r.start / block * block..r.end.div_ceil(block) * block)
+        .collect();
     Ok(WrittenBytes {
+        integrity_tags: tags.tag_write_bytes(&ranges) + tags.tag_write_bytes(&data_blocks),
         zeroed: zeroed.bytes_zeroed,
         read_ahead_margins: total.saturating_sub(margin::total(&margin::merge(plan_ranges))),
         ext4_metadata: copied.bytes_copied,
@@ -575,6 +596,14 @@ fn integrity_metadata_bytes(source: &Path, data_offset_sectors: u64) -> u64 {
         // The superblock occupies the first 4 KiB block; the journal follows it.
         Ok(sb) => 4096 + sb.journal_bytes(),
         Err(_) => 0,
+    }
+}
+
+/// Where the integrity layer keeps its tags: from the superblock, else our format's layout.
+fn tag_layout(source: &Path, params: &crate::luks::LuksParams) -> crate::luks::TagLayout {
+    match crate::dm_table::read_integrity_superblock(source, params.data_offset_sectors) {
+        Ok(sb) => crate::luks::TagLayout::from_superblock(&sb),
+        Err(_) => crate::luks::TagLayout::ours(params.tag_size),
     }
 }
 
