@@ -17,7 +17,7 @@ use crate::dm_table::read_integrity_superblock;
 const TAG_SIZE: u32 = 32;
 
 /// The dm-integrity journal asked for at format: one section, the smallest the kernel lays out
-/// (132 KiB with 4096-byte sectors; see [`super::raw_format`]). We activate without a journal,
+/// (132 KiB with 4096-byte sectors; see `src/luks/raw_format.rs`). We activate without a journal,
 /// so it is never used, but the kernel writes all of it at format, and `cryptsetup open`
 /// without `--integrity-no-journal` (mode `J`) can still use it.
 pub const JOURNAL_BYTES: u64 = journal_section_bytes(SECTOR_SIZE, TAG_SIZE);

@@ -16,6 +16,8 @@
 //! 3. `crypt_format` writes LUKS2 with `aes-xts-plain64`, `hmac(sha256)` and 4096-byte
 //!    sectors. It does not wipe the data area (that is a cryptsetup CLI step); it has the kernel
 //!    write the dm-integrity superblock and journal through a short-lived dm-integrity device.
+//!    The journal is one section (132 KiB), not the kernel's default of up to 64 MiB: this one
+//!    call goes through `libcryptsetup-rs-sys` (`raw_format.rs`) to pass the journal size.
 //! 4. The persistent `no-journal` activation flag is stored in the header.
 //! 5. What activation needs is read back from the header and the integrity superblock into
 //!    [`LuksParams`], never taken from our own constants.
@@ -58,8 +60,8 @@ pub const INTEGRITY: &str = "hmac(sha256)";
 pub const MIN_DATA_BYTES: u64 = 2048 * 4096;
 
 /// Smallest device accepted: the 1 MiB header area our minimal metadata gives (data offset
-/// aligned to 1 MiB), the data area, and dm-integrity's superblock, journal (1/128 of the
-/// device) and tags (32 bytes per 4 KiB sector, i.e. 1/128 of the data), rounded up to 10 MiB.
+/// aligned to 1 MiB), the data area, and dm-integrity's superblock, journal (one 132 KiB
+/// section; the kernel's default would be 1/128 of the device) and tags (32 bytes per 4 KiB sector, i.e. 1/128 of the data), rounded up to 10 MiB.
 pub const MIN_DEVICE_BYTES: u64 = 10 << 20;
 
 /// The volume key. It lives in a zeroizing buffer and never prints.
