@@ -7,13 +7,14 @@
 # Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
 # oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
-# Debian always has). The product itself needs none of the test tools.
+# Debian always has). xfsprogs (mkfs.xfs, xfs_repair) for the hcsshim recipe of the VM benchmark
+# (run.sh --xfs). The product itself needs none of the test tools.
 set -euo pipefail
 
 PACKAGES=(
     pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev
     e2fsprogs fuse3 libfuse3-dev
-    qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup
+    qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs
 )
 
 missing=()

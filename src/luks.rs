@@ -16,6 +16,8 @@
 //! 3. `crypt_format` writes LUKS2 with `aes-xts-plain64`, `hmac(sha256)` and 4096-byte
 //!    sectors. It does not wipe the data area (that is a cryptsetup CLI step); it has the kernel
 //!    write the dm-integrity superblock and journal through a short-lived dm-integrity device.
+//!    The journal is one section (132 KiB), not the kernel's default of up to 64 MiB: this one
+//!    call goes through `libcryptsetup-rs-sys` (`raw_format.rs`) to pass the journal size.
 //! 4. The persistent `no-journal` activation flag is stored in the header.
 //! 5. What activation needs is read back from the header and the integrity superblock into
 //!    [`LuksParams`], never taken from our own constants.
@@ -30,12 +32,21 @@ use crate::superblock::SuperblockError;
 mod libcryptsetup;
 #[cfg(any(test, feature = "test-support"))]
 mod mock;
+// The LUKS2 format call with dm-integrity journal parameters, and the byte accounting of
+// format and tags (issue #12).
+mod accounting;
+mod raw_format;
 
+pub use self::accounting::{format_write_bytes, TagLayout};
 pub use self::libcryptsetup::Libcryptsetup;
+#[cfg(any(test, feature = "test-support"))]
+pub use self::libcryptsetup::JOURNAL_BYTES;
 #[cfg(any(test, feature = "test-support"))]
 pub use self::libcryptsetup::last_library_errors;
 #[cfg(any(test, feature = "test-support"))]
 pub use self::mock::{MockFormatter, MOCK_DATA_OFFSET_SECTORS};
+#[cfg(any(test, feature = "test-support"))]
+pub use self::raw_format::journal_section_bytes;
 
 /// The seam between the pipeline and libcryptsetup, so the pipeline can be tested with a mock.
 pub trait LuksFormatter {

@@ -96,6 +96,36 @@ fn vm_luks_too_small_device_is_refused() {
     );
 }
 
+/// The integrity journal laid out at format is one section (132 KiB, `journal_sectors:264`), and
+/// stock cryptsetup handles such a header: luksDump, status, `open --integrity-no-journal`
+/// (mode D) and a journaled open (mode J); data crosses between the modes intact.
+#[test]
+fn vm_luks_minimal_journal_opens_with_and_without_journal() {
+    run_guest(
+        "vm_luks_minimal_journal_opens_with_and_without_journal",
+        "luks_journal.sh",
+        "256M",
+    );
+}
+
+/// `scratchcrypt encrypt --json` on 1 GiB: the report's `written` categories add up, within
+/// 2 %, to what `/sys/block/vda/stat` counted; the kernel's superblock has one journal section
+/// and at most 1 MiB of integrity metadata was written at format.
+#[test]
+fn vm_luks_written_bytes_add_up() {
+    let test = "vm_luks_written_bytes_add_up";
+    if !vmharness::vm_possible(test) {
+        return;
+    }
+    vmharness::run_scenario(
+        test,
+        "luks_bytes_add_up.sh",
+        "luks_bytes_add_up",
+        "1G",
+        Path::new(env!("CARGO_BIN_EXE_scratchcrypt")),
+    );
+}
+
 /// The guest scripts exist where the tests expect them (a renamed script must fail loudly).
 #[test]
 fn guest_scripts_exist() {
@@ -105,6 +135,8 @@ fn guest_scripts_exist() {
         "luks_reopen_data.sh",
         "luks_missing_targets.sh",
         "luks_too_small.sh",
+        "luks_journal.sh",
+        "luks_bytes_add_up.sh",
     ] {
         assert!(
             Path::new(&root().join("tests/vm/guest").join(g)).is_file(),

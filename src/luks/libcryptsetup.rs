@@ -3,20 +3,38 @@
 use std::path::Path;
 
 use libcryptsetup_rs::consts::flags::{CryptActivate, CryptPbkdf};
-use libcryptsetup_rs::consts::vals::{CryptKdf, EncryptionFormat, KeyslotsSize, MetadataSize};
-use libcryptsetup_rs::{CryptInit, CryptParamsLuks2, CryptParamsLuks2Ref, CryptPbkdfType, Either};
+use libcryptsetup_rs::consts::vals::{CryptKdf, KeyslotsSize, MetadataSize};
+use libcryptsetup_rs::CryptPbkdfType;
 
+use super::raw_format::{journal_section_bytes, Luks2Integrity, RawDevice, LIBCRYPTSETUP_LOCK};
 use super::{LuksError, LuksFormatter};
 use crate::key::VolumeKey;
 use crate::params::{LuksParams, CIPHER, INTEGRITY, MIN_DATA_BYTES, MIN_DEVICE_BYTES, SECTOR_SIZE};
 use crate::superblock::read_integrity_superblock;
 
+/// Integrity tag size of `hmac(sha256)` with a non-random IV: the 32-byte HMAC
+/// (`INTEGRITY_tag_size`, `lib/integrity/integrity.c`). Only used to size the journal; the
+/// tag size activation uses is read back from the superblock.
+const TAG_SIZE: u32 = 32;
+
+/// The dm-integrity journal asked for at format: one section, the smallest the kernel lays out
+/// (132 KiB with 4096-byte sectors; see `src/luks/raw_format.rs`). We activate without a journal,
+/// so it is never used, but the kernel writes all of it at format, and `cryptsetup open`
+/// without `--integrity-no-journal` (mode `J`) can still use it.
+pub const JOURNAL_BYTES: u64 = journal_section_bytes(SECTOR_SIZE, TAG_SIZE);
+
 /// Smallest JSON metadata area LUKS2 allows (`LUKS2_HDR_16K_LEN`, `lib/luks2/luks2.h`).
 const METADATA_SIZE: MetadataSize = MetadataSize::Kb16;
+
+/// [`METADATA_SIZE`] in bytes: one header copy (binary header plus JSON area).
+pub(super) const METADATA_BYTES: u64 = 16 * 1024;
 
 /// Smallest non-zero keyslots area: one 4 KiB block (`LUKS2_check_keyslots_area_size`,
 /// `lib/luks2/luks2_json_metadata.c`; zero would mean "the default", 16 MiB minus the headers).
 const KEYSLOTS_SIZE: u64 = 4096;
+
+/// [`KEYSLOTS_SIZE`], for the byte accounting.
+pub(super) const KEYSLOTS_BYTES: u64 = KEYSLOTS_SIZE;
 
 /// Minimum PBKDF2 iterations libcryptsetup accepts (`LUKS_MKD_ITERATIONS_MIN`, `lib/luks1/luks.h`).
 const PBKDF2_MIN_ITERATIONS: u32 = 1000;
@@ -76,9 +94,15 @@ impl LuksFormatter for Libcryptsetup {
         // The exclusive open succeeded: nothing has it mounted, mapped or claimed. Release it,
         // or libcryptsetup's own exclusive open would fail.
         drop(probe);
+        // Our raw crypt_format bypasses libcryptsetup-rs's mutex: every libcryptsetup call of
+        // this crate happens under this lock instead (a poisoned lock guards no data).
+        let _lock = LIBCRYPTSETUP_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         quiet_library_log();
         clear_library_errors();
-        let mut cd = CryptInit::init(device).map_err(fail("open the device with libcryptsetup"))?;
+        let mut rd = RawDevice::init(device).map_err(fail("open the device with libcryptsetup"))?;
+        let cd = rd.cd();
         cd.settings_handle()
             .set_pbkdf_type(&CryptPbkdfType {
                 type_: CryptKdf::Pbkdf2,
@@ -95,44 +119,33 @@ impl LuksFormatter for Libcryptsetup {
         cd.settings_handle()
             .set_metadata_size(METADATA_SIZE, keyslots)
             .map_err(fail("size the metadata area"))?;
-        let params = CryptParamsLuks2 {
-            pbkdf: None,
-            integrity: Some(INTEGRITY.to_owned()),
-            // Must be None: the crate passes non-null empty strings, and LUKS2 rejects them.
-            integrity_params: None,
-            data_alignment: 0,
-            data_device: None,
-            sector_size: SECTOR_SIZE,
-            label: None,
-            subsystem: None,
-        };
-        let mut params_ref: CryptParamsLuks2Ref<'_> = (&params)
-            .try_into()
-            .map_err(fail("prepare the LUKS2 parameters"))?;
-        cd.context_handle()
-            .format(
-                EncryptionFormat::Luks2,
-                CIPHER,
-                None,
-                Either::Left(key.expose()),
-                Some(&mut params_ref),
-            )
-            .map_err(|e| {
-                // The kernel autoloads dm-integrity on first use, so it can only be known to be
-                // missing once the format's temporary integrity device failed.
-                if crate::kernel::lacks_dm_target("integrity") {
-                    LuksError::MissingTarget {
-                        device: device.to_path_buf(),
-                        target: "integrity",
-                    }
-                } else {
-                    fail("format LUKS2 with integrity")(e)
+        rd.format_luks2(
+            &Luks2Integrity {
+                cipher: CIPHER.0,
+                cipher_mode: CIPHER.1,
+                integrity: INTEGRITY,
+                sector_size: SECTOR_SIZE,
+                journal_bytes: JOURNAL_BYTES,
+            },
+            key.expose(),
+        )
+        .map_err(|e| {
+            // The kernel autoloads dm-integrity on first use, so it can only be known to be
+            // missing once the format's temporary integrity device failed.
+            if crate::kernel::lacks_dm_target("integrity") {
+                LuksError::MissingTarget {
+                    device: device.to_path_buf(),
+                    target: "integrity",
                 }
-            })?;
-        cd.luks2_flag_handle::<CryptActivate>()
+            } else {
+                fail("format LUKS2 with integrity")(e)
+            }
+        })?;
+        rd.cd()
+            .luks2_flag_handle::<CryptActivate>()
             .persistent_flags_set(CryptActivate::NO_JOURNAL)
             .map_err(fail("set the persistent no-journal flag"))?;
-        read_params(&mut cd, device)
+        read_params(rd.cd(), device)
     }
 }
 

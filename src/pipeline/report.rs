@@ -21,8 +21,9 @@ pub struct StepTime {
 /// Bytes written to the source device, by what they are.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WrittenBytes {
-    /// The LUKS2 header area up to the data offset (an upper bound: libcryptsetup writes the
-    /// two metadata copies and clears the keyslot area).
+    /// What libcryptsetup writes at format: it zeroes the header area up to the data offset,
+    /// fills the keyslots area with random bytes, zeroes the integrity superblock's sectors,
+    /// and writes both header copies twice (`luks::format_write_bytes`).
     pub luks_header_area: u64,
     /// The dm-integrity superblock and journal, which the kernel writes during format (from
     /// the integrity superblock: 4 KiB plus `journal_sections` sections).
@@ -35,6 +36,9 @@ pub struct WrittenBytes {
     pub read_ahead_margins: u64,
     /// ext4 metadata copied from the image, through the mapping.
     pub ext4_metadata: u64,
+    /// dm-integrity tags written for the zeroed and copied blocks (a model of dm-bufio's
+    /// writes, `luks::TagLayout`).
+    pub integrity_tags: u64,
 }
 
 /// What [`encrypt`](crate::encrypt) did.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::devices::{self, SourceInfo};
 use super::report::{peak_rss_bytes, EncryptReport, StepTime, WrittenBytes};
-use super::write::{integrity_metadata_bytes, write_image};
+use super::write::{integrity_metadata_bytes, tag_layout, write_image};
 use super::{at, EncryptOptions, System};
 use crate::class::ErrorClass;
 use crate::dm;
@@ -164,7 +164,16 @@ fn encrypt_steps(
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage);
 
-    let written = write_image(run, &mapping, &activation, &image_path, &plan, options)?;
+    let tags = tag_layout(source, &params);
+    let written = write_image(
+        run,
+        &mapping,
+        &activation,
+        &image_path,
+        &plan,
+        options,
+        &tags,
+    )?;
 
     if run.undo.iter().any(|u| matches!(u, Undo::TempMount(_))) {
         system
@@ -224,7 +233,7 @@ fn encrypt_steps(
         steps: std::mem::take(&mut run.steps),
         total_seconds: started.elapsed().as_secs_f64(),
         written: WrittenBytes {
-            luks_header_area: params.data_offset_sectors * 512,
+            luks_header_area: crate::luks::format_write_bytes(params.data_offset_sectors),
             integrity_metadata,
             ..written
         },

@@ -32,6 +32,7 @@ pub(super) fn write_image(
     image_path: &Path,
     plan: &format::FormatPlan,
     options: &EncryptOptions,
+    tags: &crate::luks::TagLayout,
 ) -> Result<WrittenBytes> {
     let target = activation.mapper_path.as_path();
     let image = File::open(image_path).map_err(|source| {
@@ -74,7 +75,14 @@ pub(super) fn write_image(
     let copied = sparse::copy_extents(&image, image_path, mapping, target, &mut report)
         .map_err(|e| at(Step::CopyImage, target, e.into()))?;
     run.done(Step::CopyImage);
+    // Zeroing and copy each end with an fsync: two flush phases for the tags.
+    let block = u64::from(plan.block_size).max(1);
+    let data_blocks: Vec<std::ops::Range<u64>> = data
+        .iter()
+        .map(|r| r.start / block * block..r.end.div_ceil(block) * block)
+        .collect();
     Ok(WrittenBytes {
+        integrity_tags: tags.tag_write_bytes(&ranges) + tags.tag_write_bytes(&data_blocks),
         zeroed: zeroed.bytes_zeroed,
         read_ahead_margins: total.saturating_sub(margin::total(&margin::merge(plan_ranges))),
         ext4_metadata: copied.bytes_copied,
@@ -92,3 +100,11 @@ pub(super) fn integrity_metadata_bytes(source: &Path, data_offset_sectors: u64) 
     }
 }
 
+
+/// Where the integrity layer keeps its tags: from the superblock, else our format's layout.
+pub(super) fn tag_layout(source: &Path, params: &crate::params::LuksParams) -> crate::luks::TagLayout {
+    match crate::superblock::read_integrity_superblock(source, params.data_offset_sectors) {
+        Ok(sb) => crate::luks::TagLayout::from_superblock(&sb),
+        Err(_) => crate::luks::TagLayout::ours(params.tag_size),
+    }
+}

@@ -7,7 +7,7 @@
 #
 # Usage:
 #   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
-#          [--file PATH]... [--workdir DIR] [--keep]
+#          [--file PATH]... [--workdir DIR] [--keep] [--xfs]
 #
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
 #                it may `. /guest/lib.sh` (tests/vm/guest/lib.sh: stress, kernel-log check, verdicts)
@@ -19,6 +19,8 @@
 #   --file       extra host file copied into the guest at /guest/<basename> (repeatable)
 #   --workdir    where the initramfs, disk and console log go (default: a fresh temp dir, removed at
 #                the end unless --keep)
+#   --xfs        also put mkfs.xfs, xfs_repair and the xfs module into the guest (VM benchmark's
+#                hcsshim recipe; off by default to keep the other boots small)
 #
 # The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
 # `SCRATCHCRYPT-VM: FAIL <label>: <reason>` and powers off. Exit status: 0 when a PASS verdict and no
@@ -29,7 +31,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0
+script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0
 extra=()
 while (($#)); do
     case $1 in
@@ -42,6 +44,7 @@ while (($#)); do
     --file) extra+=("$2"); shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --xfs) xfs=1; shift ;;
     *) echo "vm: unknown argument $1" >&2; exit 3 ;;
     esac
 done
@@ -50,7 +53,9 @@ done
 [[ -n $name ]] || name=$(basename "$script" .sh)
 
 # Host tools: install the missing ones through the project's only install path.
-for tool in qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck; do
+host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck)
+((xfs)) && host_tools+=(mkfs.xfs xfs_repair)
+for tool in "${host_tools[@]}"; do
     if ! command -v "$tool" >/dev/null; then
         echo "vm: $tool missing, running scripts/deps.sh" >&2
         bash "$repo/scripts/deps.sh" >&2
@@ -101,6 +106,12 @@ for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup; do
     copy_with_libs "$p" "/usr/sbin/$tool"
 done
 ln -s mke2fs "$root/usr/sbin/mkfs.ext4"
+if ((xfs)); then
+    for tool in mkfs.xfs xfs_repair; do
+        p=$(command -v "$tool") || { echo "vm: host tool $tool missing (package xfsprogs)" >&2; exit 3; }
+        copy_with_libs "$p" "/usr/sbin/$tool"
+    done
+fi
 copy_with_libs "$(command -v dd)" /usr/bin/gdd
 cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
 # glibc loads libgcc_s on thread cancellation; libcryptsetup uses threads.
@@ -114,6 +125,7 @@ fi
 # Kernel modules, in dependency order, loaded by /init with insmod.
 modules=(virtio_pci virtio_blk loop dm-crypt dm-integrity ext4 xts authenc crc32c_generic hmac
     sha256_generic sha256_ssse3 aesni_intel algif_skcipher algif_hash)
+((xfs)) && modules+=(xfs)
 : >"$root/guest/modules"
 for m in "${modules[@]}"; do
     modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'

@@ -157,16 +157,17 @@ drop_caches() {
     echo 3 >/proc/sys/vm/drop_caches
 }
 
-# The whole stress on an ext4 device: two parallel waves with a cache drop between them, a big
-# checksummed file, umount, e2fsck -fn, remount, verify everything, umount, kernel-log check.
+# The whole stress on an ext4 (or, with FSTYPE xfs, an xfs) device: two parallel waves with a
+# cache drop between them, a big checksummed file, umount, e2fsck -fn (xfs: xfs_repair -n),
+# remount, verify everything, umount, kernel-log check.
 # Returns 0 when everything held, else 1 with the first reason in STRESS_REASON.
 # The caller must have called kmsg_start before preparing the device.
-stress_run() { # DEV MNT
-    dev=$1 mnt=$2
+stress_run() { # DEV MNT [FSTYPE]
+    dev=$1 mnt=$2 fstype=${3:-ext4}
     STRESS_REASON=""
     mkdir -p "$mnt"
     # Always an explicit type: nothing may probe the device.
-    mount -t ext4 "$dev" "$mnt" || { STRESS_REASON="first mount failed"; return 1; }
+    mount -t "$fstype" "$dev" "$mnt" || { STRESS_REASON="first mount failed"; return 1; }
     log "stress: wave 1 ($STRESS_WRITERS writers, $((STRESS_WRITERS * STRESS_DIRS)) dirs, $((STRESS_WRITERS * STRESS_DIRS * STRESS_FILES1)) files)"
     stress_wave "$mnt" a $STRESS_FILES1 || STRESS_REASON="wave 1 writes failed"
     drop_caches
@@ -182,19 +183,24 @@ stress_run() { # DEV MNT
     fi
     sync
     umount "$mnt" || { STRESS_REASON=${STRESS_REASON:-"umount failed"}; return 1; }
-    log "stress: e2fsck -fn (device read-ahead off)"
+    log "stress: $([ "$fstype" = xfs ] && echo "xfs_repair -n" || echo "e2fsck -fn") (device read-ahead off)"
     # e2fsck reads the raw device through the page cache. Reading the directory blocks that grew
     # during the stress in order makes the kernel read ahead into the free blocks after them,
     # which were never written: each logs an AEAD error although e2fsck never asked for them.
     # ext4 itself never reads there. See docs/DESIGN.md, "Read-ahead".
     ra=$(blockdev --getra "$dev")
     blockdev --setra 0 "$dev"
-    if ! e2fsck -fn "$dev" >/run/e2fsck.out 2>&1; then
+    if [ "$fstype" = xfs ]; then
+        if ! xfs_repair -n "$dev" >/run/e2fsck.out 2>&1; then
+            tail -n 15 /run/e2fsck.out
+            STRESS_REASON=${STRESS_REASON:-"xfs_repair -n failed"}
+        fi
+    elif ! e2fsck -fn "$dev" >/run/e2fsck.out 2>&1; then
         tail -n 15 /run/e2fsck.out
         STRESS_REASON=${STRESS_REASON:-"e2fsck -fn found problems"}
     fi
     blockdev --setra "$ra" "$dev"
-    mount -t ext4 "$dev" "$mnt" || { STRESS_REASON=${STRESS_REASON:-"remount failed"}; return 1; }
+    mount -t "$fstype" "$dev" "$mnt" || { STRESS_REASON=${STRESS_REASON:-"remount failed"}; return 1; }
     log "stress: verifying every file after remount"
     stress_verify "$mnt" a $STRESS_FILES1 || STRESS_REASON=${STRESS_REASON:-"wave 1 content wrong after remount"}
     stress_verify "$mnt" b $STRESS_FILES2 || STRESS_REASON=${STRESS_REASON:-"wave 2 content wrong after remount"}
