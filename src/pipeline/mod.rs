@@ -209,6 +209,24 @@ pub struct System<'a> {
     pub dm: &'a dyn DeviceMapper,
     /// Opens and checks block devices, mounts.
     pub devices: &'a dyn BlockDevices,
+    /// Test hook, `None` in production: rewrites the ranges to zero on the mapping, so that
+    /// mutation controls can drop some of them and check that the tests notice. Called twice
+    /// per run with the image path: [`ZeroStage::Plan`] with the plan's ranges (before the
+    /// margins are derived from them), then [`ZeroStage::Device`] with the final list.
+    pub zero_filter: Option<&'a ZeroFilter<'a>>,
+}
+
+/// The signature of [`System::zero_filter`]: `(stage, image path, ranges) -> ranges`.
+pub type ZeroFilter<'f> =
+    dyn Fn(ZeroStage, &Path, Vec<std::ops::Range<u64>>) -> Vec<std::ops::Range<u64>> + 'f;
+
+/// When [`System::zero_filter`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroStage {
+    /// The plan's zero ranges, before the read-ahead margins are added.
+    Plan,
+    /// The list that is written: plan, margins and tail, merged.
+    Device,
 }
 
 /// Encrypt `source` as the mapping `name` and return `/dev/mapper/<name>`.
@@ -246,6 +264,7 @@ pub fn encrypt(
         luks: &Libcryptsetup,
         dm: &dm,
         devices: &devices,
+        zero_filter: None,
     };
     run_encrypt(&system, source, info, name, options, started)
 }
@@ -534,8 +553,11 @@ fn write_image(
     let data = sparse::data_extents(&image, image_path)
         .and_then(|extents| extents.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| at(Step::ZeroRanges, image_path, e.into()))?;
-    let plan_ranges: Vec<std::ops::Range<u64>> =
+    let mut plan_ranges: Vec<std::ops::Range<u64>> =
         plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    if let Some(filter) = run.system.zero_filter {
+        plan_ranges = filter(ZeroStage::Plan, image_path, plan_ranges);
+    }
     let read_ahead = crate::blockdev::read_ahead_bytes(mapping)
         .unwrap_or(margin::DEFAULT_READAHEAD)
         .max(margin::DEFAULT_READAHEAD);
@@ -546,6 +568,10 @@ fn write_image(
         activation.size_bytes,
         u64::from(plan.block_size),
     );
+    let ranges = match run.system.zero_filter {
+        Some(filter) => filter(ZeroStage::Device, image_path, ranges),
+        None => ranges,
+    };
     let total = margin::total(&ranges);
     let mut progress = Progress::new("zeroing", total, options.progress);
     let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut |n| progress.advance(n))

@@ -142,6 +142,7 @@ impl World {
             luks: &self.luks,
             dm: &self.dm,
             devices: &self.devices,
+            zero_filter: None,
         };
         encrypt_with(&system, &self.source, &self.name, options)
     }
@@ -263,6 +264,7 @@ fn missing_source_is_refused_after_waiting() {
         luks: &w.luks,
         dm: &w.dm,
         devices: &w.devices,
+        zero_filter: None,
     };
     let missing = w.dir.path().join("nope");
     let started = std::time::Instant::now();
@@ -397,6 +399,7 @@ fn key_material_appears_in_no_output() {
         luks: &luks,
         dm: &w.dm,
         devices: &w.devices,
+        zero_filter: None,
     };
     let report = encrypt_with(&system, &w.source, &w.name, &w.options()).unwrap();
     let key = luks.seen.borrow().clone();
@@ -423,6 +426,7 @@ fn key_material_appears_in_no_output() {
         luks: &luks,
         dm: &w2.dm,
         devices: &w2.devices,
+        zero_filter: None,
     };
     let err = encrypt_with(&system, &w2.source, &w2.name, &w2.options()).unwrap_err();
     let key2: String = luks.seen.borrow()[96..]

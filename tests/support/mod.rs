@@ -11,6 +11,7 @@
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod coverage;
 pub mod ext4_layout;
 pub mod privileged;
 pub mod sparse_copy;
