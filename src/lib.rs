@@ -34,6 +34,11 @@ pub mod progress;
 pub mod size;
 pub mod sparse;
 
+/// The one skip rule of the tests, shared verbatim with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;
+
 pub use error::{Error, ErrorClass, Result};
 pub use name::{crypt_device_name, MappingName, NameError};
 pub use pipeline::{

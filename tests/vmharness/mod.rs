@@ -7,6 +7,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
+#[path = "../support/skip.rs"]
+mod skip;
+
 /// One guest at a time: each uses two emulated CPUs on a two-core host.
 static VM_LOCK: Mutex<()> = Mutex::new(());
 
@@ -17,7 +20,8 @@ fn vm_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm")
 }
 
-/// Whether the harness can run here; outside CI a missing capability skips with a message.
+/// Whether the harness can run here; a missing capability skips or fails by the one rule
+/// (`tests/support/skip.rs`).
 pub fn vm_possible(test: &str) -> bool {
     let have_qemu = Command::new("sh")
         .args(["-c", "command -v qemu-system-x86_64"])
@@ -29,11 +33,10 @@ pub fn vm_possible(test: &str) -> bool {
     if have_qemu || root {
         return true;
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: qemu-system-x86_64 is missing and we are not root, in CI");
-    }
-    eprintln!("{test}: SKIPPED: qemu-system-x86_64 missing and not root (cannot install it)");
-    false
+    !skip::cannot_run(
+        test,
+        "qemu-system-x86_64 missing and not root (cannot install it)",
+    )
 }
 
 /// Boot one guest running `script` on a sparse disk of `disk_size`; assert a PASS verdict for `label`.
