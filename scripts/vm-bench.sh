@@ -13,12 +13,15 @@ bash scripts/deps.sh
 cargo build --quiet --release --bin scratchcrypt
 bin=${CARGO_TARGET_DIR:-target}/release/scratchcrypt
 
+failed=() # verdict (issue 17): a guest FAIL (a recipe's stress verdict differs) fails the script
 for size in "${sizes[@]}"; do
     work=$(mktemp -d)
     echo "vm-bench: $size, four disks, workdir $work" >&2
+    rc=0
     bash tests/vm/run.sh --script tests/vm/guest/bench.sh --binary "$bin" --disk-size "$size" \
         --disks 4 --name "bench-$size" --timeout 5400 --keep --workdir "$work" |
-        tee "$work/console.txt" || true
+        tee "$work/console.txt" || rc=$?
+    ((rc == 0)) || failed+=("$size (tests/vm/run.sh exit $rc)")
     echo
     echo "### $size disks"
     echo
@@ -40,3 +43,7 @@ for size in "${sizes[@]}"; do
     grep -A1 '^BENCH recipe=scratchcrypt' "$work/console.txt" | tail -n 1 | sed 's/^/scratchcrypt bytes by category: /'
     rm -rf "$work"
 done
+if ((${#failed[@]})); then # verdict (issue 17)
+    echo "vm-bench: FAILED: ${failed[*]}; see the SCRATCHCRYPT-VM: FAIL line above" >&2
+    exit 1
+fi
