@@ -192,3 +192,16 @@ fn vm_run_sh_verdict_cannot_be_faked() {
         );
     }
 }
+
+/// Control of the kernel-log check: `pass` turns into a FAIL for an oops, BUG, WARNING, call
+/// trace, hung task or panic line, and for an integrity or I/O error unless the scenario
+/// expects them; it stays a PASS on a clean log.
+#[test]
+fn vm_kernel_log_check_catches_every_pattern() {
+    run_scenario(
+        "vm_kernel_log_check_catches_every_pattern",
+        "kmsg_control.sh",
+        "kmsg-control",
+        "16M",
+    );
+}

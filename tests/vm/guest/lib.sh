@@ -58,8 +58,8 @@ kmsg_errors() {
 # Print the fatal kernel-log lines of the whole boot (nothing when clean). Falls back to dmesg when
 # /init's capture is missing.
 kmsg_fatal() {
-    if [ -f /run/kmsg.all ]; then
-        grep -E "$KMSG_FATAL" /run/kmsg.all
+    if [ -f "${KMSG_ALL:-/run/kmsg.all}" ]; then
+        grep -a -E "$KMSG_FATAL" "${KMSG_ALL:-/run/kmsg.all}"
     else
         dmesg | grep -E "$KMSG_FATAL"
     fi
