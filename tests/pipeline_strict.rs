@@ -33,7 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use scratchcrypt::dm::{Activation, MockDm};
-use scratchcrypt::luks::MockFormatter;
+use scratchcrypt::luks::{LuksFormatter, MockFormatter};
 use scratchcrypt::pipeline::{
     encrypt_with, BlockDevices, MountRequest, SourceInfo, System, ZeroStage,
 };
@@ -276,6 +276,19 @@ fn encrypt_on_strict_device(mutation: Mutation) -> Outcome {
         .take()
         .expect("the pipeline never opened the mapping");
     let report = result.unwrap_or_else(|e| panic!("encrypt_with failed: {e}"));
+    // The pipeline ran on this thread: its key must be in none of this thread's keyrings.
+    // (The mock formatter always reports the same UUID; asking it again is the way to get it.)
+    let description = scratchcrypt::dm_table::keyring_description(
+        &luks
+            .format(&source, &scratchcrypt::luks::VolumeKey::generate().unwrap())
+            .unwrap()
+            .uuid,
+    );
+    let left = support::keys::still_findable(&description);
+    assert!(
+        left.is_empty(),
+        "the volume key is still in a keyring: {left:?}"
+    );
     let dev_file = File::open(dev.device_path()).unwrap();
     assert_eq!(
         report.mapping_bytes,

@@ -14,6 +14,7 @@
 
 pub mod coverage;
 pub mod ext4_layout;
+pub mod keys;
 pub mod privileged;
 pub mod skip;
 pub mod sparse_copy;
