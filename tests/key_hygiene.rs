@@ -26,12 +26,15 @@ use scratchcrypt::keyring::KeyringKey;
 use scratchcrypt::luks::{LuksFormatter, LuksParams, MockFormatter, VolumeKey};
 use scratchcrypt::MappingName;
 
+/// Where a key was found: `(keyring, serial or errno)` for every keyring that did not say ENOKEY.
+type Findings = Vec<(&'static str, Result<libc::c_long, i32>)>;
+
 /// The mock device-mapper, recording where the key could be found when each crypt table was
 /// loaded.
 struct Watching {
     inner: MockDm,
     description: String,
-    at_load: RefCell<Vec<Vec<(&'static str, Result<libc::c_long, i32>)>>>,
+    at_load: RefCell<Vec<Findings>>,
 }
 
 impl DeviceMapper for Watching {
