@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 sizes=("$@")
 ((${#sizes[@]})) || sizes=(4G 16G)
 rounds=${BENCH_ROUNDS:-3}
-recipes=${BENCH_RECIPES:-scratchcrypt scratchcrypt_nojournal full_wipe coco coco_tuned hcsshim original}
+recipes=${BENCH_RECIPES:-scratchcrypt scratchcrypt_fast scratchcrypt_nojournal full_wipe coco coco_tuned hcsshim original}
 once=${BENCH_ONCE:-full_wipe}
 stress_rounds=${BENCH_STRESS_ROUNDS:-1}
 
@@ -33,6 +33,7 @@ done
 disks=$((n_all + (rounds - 1) * n_repeat))
 ((disks <= 26)) || { echo "vm-bench: $disks disks needed, at most 26 (vda..vdz)" >&2; exit 2; }
 
+failed=() # verdict (issue 17): a guest FAIL (a recipe's stress verdict differs) fails the script
 for size in "${sizes[@]}"; do
     work=$(mktemp -d)
     cat >"$work/bench.conf" <<EOF
@@ -44,7 +45,9 @@ EOF
     echo "vm-bench: $size, $disks disks ($rounds rounds of: $recipes; once: $once), workdir $work" >&2
     bash tests/vm/run.sh --script tests/vm/guest/bench.sh --binary "$bin" --disk-size "$size" \
         --disks "$disks" --name "bench-$size" --timeout 10800 --keep --workdir "$work" --xfs \
-        --file "$work/bench.conf" | tee "$work/console.txt" || true
+        --file "$work/bench.conf" | tee "$work/console.txt" || rc=$?
+    ((${rc:-0} == 0)) || failed+=("$size (tests/vm/run.sh exit $rc)")
+    rc=0
     # Blocks allocated in each disk file on the host (disk<i>.img is /dev/vd<a+i>).
     for ((i = 0; i < disks; i++)); do
         letter=$(printf "\\$(printf '%03o' $((97 + i)))")
@@ -116,3 +119,7 @@ EOF
         }'
     rm -rf "$work"
 done
+if ((${#failed[@]})); then # verdict (issue 17)
+    echo "vm-bench: FAILED: ${failed[*]}; see the SCRATCHCRYPT-VM: FAIL line above" >&2
+    exit 1
+fi

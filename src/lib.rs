@@ -91,6 +91,11 @@ internal_modules! {
 #[cfg(feature = "test-support")]
 pub mod loopdev;
 
+/// The one skip rule of the tests, shared verbatim with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;
+
 pub use class::ErrorClass;
 pub use dm::DmError;
 pub use dm_table::TableError;

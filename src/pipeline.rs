@@ -143,6 +143,24 @@ pub struct System<'a> {
     pub dm: &'a dyn DeviceMapper,
     /// Opens and checks block devices, mounts.
     pub devices: &'a dyn BlockDevices,
+    /// Test hook, `None` in production: rewrites the ranges to zero on the mapping, so that
+    /// mutation controls can drop some of them and check that the tests notice. Called twice
+    /// per run with the image path: [`ZeroStage::Plan`] with the plan's ranges (before the
+    /// margins are derived from them), then [`ZeroStage::Device`] with the final list.
+    pub zero_filter: Option<&'a ZeroFilter<'a>>,
+}
+
+/// The signature of [`System::zero_filter`]: `(stage, image path, ranges) -> ranges`.
+pub type ZeroFilter<'f> =
+    dyn Fn(ZeroStage, &Path, Vec<std::ops::Range<u64>>) -> Vec<std::ops::Range<u64>> + 'f;
+
+/// When [`System::zero_filter`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroStage {
+    /// The plan's zero ranges, before the read-ahead margins are added.
+    Plan,
+    /// The list that is written: plan, margins and tail, merged.
+    Device,
 }
 
 /// Encrypt `source` as the mapping `name` and return `/dev/mapper/<name>`.
@@ -206,6 +224,7 @@ pub fn encrypt(
         luks: &Libcryptsetup,
         dm: &dm,
         devices: &devices,
+        zero_filter: None,
     };
     run_encrypt(&system, source, info, name, options, started)
 }

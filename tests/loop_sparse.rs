@@ -2,10 +2,13 @@
 //!
 //! Loop devices are attached with the loop ioctls ([`scratchcrypt::loopdev::LoopDevice`]), never
 //! with `losetup`, and detached by RAII even after a panic; mounts made here are lazily unmounted
-//! by a guard. Without root or loop support the tests skip with a message, unless `CI=true`.
+//! by a guard. Without root or loop support the tests skip or fail by the one rule (`tests/support/skip.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 // Slices of one range are the natural argument of `zero_ranges`.
 #![allow(clippy::single_range_in_vec_init)]
+
+#[path = "support/skip.rs"]
+mod skip;
 
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
@@ -19,7 +22,7 @@ use scratchcrypt::sparse::{
 
 const MIB: u64 = 1 << 20;
 
-/// Whether privileged tests can run; prints why not, and panics instead under CI.
+/// Whether privileged tests can run; otherwise skip or fail by the one rule.
 fn privileged(what: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     let loop_ok = Path::new("/dev/loop-control").exists();
@@ -31,11 +34,7 @@ fn privileged(what: &str) -> bool {
     } else {
         "not root"
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what}: {why}, and CI=true forbids skipping");
-    }
-    println!("skip {what}: {why}");
-    false
+    !skip::cannot_run(what, why)
 }
 
 /// A backing file of `size` bytes full of 0xEE behind a loop device of `block` logical block size.
@@ -96,10 +95,11 @@ fn mount(fstype: &str, dir: &Path, data: &str) -> Option<Mounted> {
     ) {
         Ok(()) => Some(Mounted(dir.to_path_buf())),
         Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("mount {fstype}: {e}");
-            }
-            println!("skip: mount {fstype}: {e}");
+            let thread = std::thread::current();
+            skip::cannot_run(
+                thread.name().unwrap_or("tests/loop_sparse.rs"),
+                &format!("mount {fstype}: {e}"),
+            );
             None
         }
     }

@@ -8,9 +8,17 @@
 //! Each test here runs one boot and asserts that verdict; boots are serialised because every guest
 //! uses both host cores.
 //!
-//! The stress itself lives in `tests/vm/guest/lib.sh`; the negative control proves it catches the
-//! original's defect; the scratchcrypt scenarios show it raises no false alarm on a correct disk
-//! (`guest/positive_control.sh`, cryptsetup's full wipe, is run by the VM benchmark instead).
+//! The stress itself lives in `tests/vm/guest/lib.sh`. The controls make its verdict mean
+//! something: the negative control (the original's recipe) and the partial one (scratchcrypt's
+//! plan minus group 0's inode table) must fail it for the right reason, kernel integrity errors
+//! from ext4's own phases (and, for the original, from the journal replay after a crash); the
+//! positive control (cryptsetup's full wipe + mkfs) must pass it with a clean kernel log, as must
+//! the scratchcrypt scenarios.
+//!
+//! A verdict counts only when it cannot be faked (`tests/vm/run.sh`, [`vmharness::verdict`]): a
+//! PASS line followed by `/init`'s END marker, no FAIL line, and qemu exiting by itself. The
+//! kernel-log check runs in every scenario at `pass` (oops, BUG, WARNING, call traces and hung
+//! tasks always; integrity and I/O errors unless the scenario expects them) and again in `/init`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -89,4 +97,119 @@ fn vm_negative_control_1g() {
 #[test]
 fn vm_fast_start_4g() {
     run_scenario("vm_fast_start_4g", "fast_start.sh", "fast-start-4g", "4G");
+}
+
+/// Negative control, partial defect, 1 GiB: scratchcrypt's own plan and copy, but group 0's
+/// inode table never written; the stress must fail with integrity errors from ext4's phases.
+#[test]
+fn vm_negative_partial_1g() {
+    run_scenario(
+        "vm_negative_partial_1g",
+        "negative_partial.sh",
+        "negative-partial-1g",
+        "1G",
+    );
+}
+
+/// Positive control, 512 MiB: cryptsetup's full wipe and mkfs.ext4 on the mapping (every block
+/// written through it) passes the same stress, crash included, with a clean kernel log.
+#[test]
+fn vm_positive_control_512m() {
+    run_scenario(
+        "vm_positive_control_512m",
+        "positive_control.sh",
+        "positive-control-512m",
+        "512M",
+    );
+}
+
+/// The Rust half of the verdict: PASS needs END after it, no FAIL, and a harness that exited 0.
+#[test]
+fn vm_verdict_needs_pass_then_end_and_a_clean_exit() {
+    let ok = [
+        "boot",
+        "SCRATCHCRYPT-VM: PASS x\r",
+        "SCRATCHCRYPT-VM: END x\r",
+    ];
+    assert_eq!(vmharness::verdict(&ok, "x", true), Ok(()));
+    // A timeout after the PASS line: no END, or run.sh says so.
+    assert!(vmharness::verdict(&ok[..2], "x", true).is_err());
+    assert!(vmharness::verdict(&ok, "x", false).is_err());
+    // END before PASS (a stale line) does not count.
+    let reversed = ["SCRATCHCRYPT-VM: END x", "SCRATCHCRYPT-VM: PASS x"];
+    assert!(vmharness::verdict(&reversed, "x", true).is_err());
+    // A FAIL anywhere wins, e.g. /init's kernel-log check after the scenario's PASS.
+    let late_fail = [ok[1], "SCRATCHCRYPT-VM: FAIL x: oops", ok[2]];
+    assert!(vmharness::verdict(&late_fail, "x", true)
+        .unwrap_err()
+        .contains("oops"));
+    // Another label's PASS is not ours.
+    assert!(vmharness::verdict(
+        &["SCRATCHCRYPT-VM: PASS xy", "SCRATCHCRYPT-VM: END xy"],
+        "x",
+        true
+    )
+    .is_err());
+}
+
+/// The shell half: `tests/vm/run.sh` with a stand-in for qemu that prints a given console.
+/// Exit 0 only for PASS then END with qemu exiting 0; a PASS followed by a hang until the
+/// timeout, a PASS without END, or a qemu error exit are failures (status 2).
+#[test]
+fn vm_run_sh_verdict_cannot_be_faked() {
+    if !vmharness::vm_possible("vm_run_sh_verdict_cannot_be_faked") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("noop.sh");
+    std::fs::write(&script, "true\n").unwrap();
+    let cases: [(&str, &str, i32); 5] = [
+        ("pass-end", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: END fake'", 0),
+        ("pass-hang", "echo 'SCRATCHCRYPT-VM: PASS fake'; exec sleep 60", 2),
+        ("pass-no-end", "echo 'SCRATCHCRYPT-VM: PASS fake'", 2),
+        ("pass-end-exit-1", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: END fake'; exit 1", 2),
+        ("pass-fail-end", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: FAIL fake: late'; echo 'SCRATCHCRYPT-VM: END fake'", 1),
+    ];
+    for (case, console, want) in cases {
+        let bin = dir.path().join(case);
+        std::fs::create_dir(&bin).unwrap();
+        let qemu = bin.join("qemu-system-x86_64");
+        std::fs::write(&qemu, format!("#!/bin/sh\n{console}\n")).unwrap();
+        let mut perm = std::fs::metadata(&qemu).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&qemu, perm).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/run.sh"))
+            .args(["--script"])
+            .arg(&script)
+            .args(["--name", "fake", "--timeout", "3", "--disk-size", "16M"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{case}: run.sh exited {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Control of the kernel-log check: `pass` turns into a FAIL for an oops, BUG, WARNING, call
+/// trace, hung task or panic line, and for an integrity or I/O error unless the scenario
+/// expects them; it stays a PASS on a clean log.
+#[test]
+fn vm_kernel_log_check_catches_every_pattern() {
+    run_scenario(
+        "vm_kernel_log_check_catches_every_pattern",
+        "kmsg_control.sh",
+        "kmsg-control",
+        "16M",
+    );
 }

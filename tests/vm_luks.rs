@@ -5,8 +5,8 @@
 //! the real format, tables, keyring and removal run.
 //!
 //! Each guest boots through the shared harness (`tests/vm/run.sh`, via `tests/vmharness`), which
-//! installs the example as `/usr/local/bin/scratchcrypt`. Outside CI a missing qemu skips with a
-//! message; with `CI=true` it fails.
+//! installs the example as `/usr/local/bin/scratchcrypt`. A missing qemu skips or fails by the
+//! one rule of `tests/support/skip.rs` (`SCRATCHCRYPT_REQUIRE_PRIVILEGED=1` fails).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

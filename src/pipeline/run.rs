@@ -29,7 +29,7 @@ enum Undo {
 
 /// The state of one `encrypt` run.
 pub(super) struct Run<'s, 'a> {
-    system: &'s System<'a>,
+    pub(super) system: &'s System<'a>,
     source: &'s Path,
     name: &'s MappingName,
     undo: Vec<Undo>,

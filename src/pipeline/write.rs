@@ -6,7 +6,7 @@ use std::path::Path;
 use super::margin;
 use super::report::WrittenBytes;
 use super::run::Run;
-use super::{at, EncryptOptions};
+use super::{at, EncryptOptions, ZeroStage};
 use crate::dm::Activation;
 use crate::error::{Error, Result};
 use crate::format;
@@ -53,8 +53,11 @@ pub(super) fn write_image(
                 .map_err(Into::into)
         })
         .map_err(|e: crate::sparse::SparseError| at(Step::ZeroRanges, image_path, e.into()))?;
-    let plan_ranges: Vec<std::ops::Range<u64>> =
+    let mut plan_ranges: Vec<std::ops::Range<u64>> =
         plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    if let Some(filter) = run.system.zero_filter {
+        plan_ranges = filter(ZeroStage::Plan, image_path, plan_ranges);
+    }
     let read_ahead = crate::blockdev::read_ahead_bytes(mapping)
         .unwrap_or(margin::DEFAULT_READAHEAD)
         .max(margin::DEFAULT_READAHEAD);
@@ -65,6 +68,10 @@ pub(super) fn write_image(
         activation.size_bytes,
         u64::from(plan.block_size),
     );
+    let ranges = match run.system.zero_filter {
+        Some(filter) => filter(ZeroStage::Device, image_path, ranges),
+        None => ranges,
+    };
     let total = margin::total(&ranges);
     let mut report = reporter(options, Step::ZeroRanges, total);
     let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut report)

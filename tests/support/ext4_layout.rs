@@ -151,6 +151,16 @@ impl Ext4Layout {
             .collect()
     }
 
+    /// Every named region as `(first block, last block, what)`, inclusive, in the order read:
+    /// superblocks, descriptors, reserved GDT blocks, bitmaps and inode tables per group, then
+    /// the journal's extents. `what` starts with the kind, e.g. "inode table of group 3 [...]".
+    pub fn regions(&self) -> Vec<(u64, u64, String)> {
+        self.regions
+            .iter()
+            .map(|r| (r.first, r.last, r.what.clone()))
+            .collect()
+    }
+
     /// What file-system block `block` is, e.g. "inode table of group 3 [ITABLE_ZEROED]".
     pub fn describe_fs_block(&self, block: u64) -> String {
         match self

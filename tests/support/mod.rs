@@ -8,11 +8,15 @@
 //!   ([`ext4_layout`] says what it is: "inode table of group 3").
 //! - [`sparse_copy`]: the Go original's hole-skipping copy and a zero writer.
 //! - [`privileged`]: skip-or-fail when root, FUSE or loop devices are missing; the serial lock.
+//! - [`skip`]: the one skip rule (`SCRATCHCRYPT_REQUIRE_PRIVILEGED=1` turns skips into failures).
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod coverage;
 pub mod ext4_layout;
+pub mod keys;
 pub mod privileged;
+pub mod skip;
 pub mod sparse_copy;
 pub mod stress;
 pub mod strict_device;

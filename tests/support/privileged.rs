@@ -1,5 +1,5 @@
-//! What every privileged test needs: a check that this machine can run it (skip with a message
-//! outside CI, fail in CI), and one lock so that tests touching mounts, loop devices and
+//! What every privileged test needs: a check that this machine can run it (the one skip rule of
+//! [`super::skip`]: fail under `SCRATCHCRYPT_REQUIRE_PRIVILEGED=1`, else skip visibly), and one lock so that tests touching mounts, loop devices and
 //! `drop_caches` run one at a time within a test binary.
 
 use std::path::Path;
@@ -15,14 +15,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether we run in CI, where a missing privilege or feature is a failure, not a skip.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// Check that the strict device and the ext4 oracles can be used here: root, `/dev/fuse`,
 /// `/dev/loop-control`, and the e2fsprogs tools. Returns false (after printing why) when the
-/// test should be skipped; panics instead when `CI` is set.
+/// test should be skipped; panics instead under `SCRATCHCRYPT_REQUIRE_PRIVILEGED=1`.
 pub fn can_run(test: &str) -> bool {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
@@ -41,10 +36,7 @@ pub fn can_run(test: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("{test}: needs {}", missing.join(", "));
-    assert!(!in_ci(), "{msg} (CI is set, so this is a failure)");
-    eprintln!("SKIPPED {msg}");
-    false
+    !super::skip::cannot_run(test, &format!("needs {}", missing.join(", ")))
 }
 
 /// Whether `tool` is found in PATH or the sbin directories (e2fsprogs lives in /sbin).

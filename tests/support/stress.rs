@@ -394,11 +394,12 @@ fn shutdown(root: &Path) -> Result<(), String> {
 }
 
 /// Write back dirty data, then drop the page cache, dentries and inodes, so that the next
-/// access to metadata goes to the device.
+/// access to metadata goes to the device. Panics when the caches cannot be dropped: the stress
+/// would silently stop reading back from the device and pass recipes it should fail.
 pub fn drop_caches() {
     nix::unistd::sync();
     if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
-        eprintln!("drop_caches: {e}");
+        panic!("drop_caches: cannot write /proc/sys/vm/drop_caches: {e}; the stress would not read back from the device");
     }
 }
 

@@ -23,9 +23,11 @@
 #                hcsshim recipe; off by default to keep the other boots small)
 #
 # The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
-# `SCRATCHCRYPT-VM: FAIL <label>: <reason>` and powers off. Exit status: 0 when a PASS verdict and no
-# FAIL verdict was seen, 1 on a FAIL verdict, 2 when the guest gave no verdict (crash, timeout), 3 on a
-# harness error. Timeouts kill qemu.
+# `SCRATCHCRYPT-VM: FAIL <label>: <reason>`, then `SCRATCHCRYPT-VM: END <label>` (from /init, after its
+# own kernel-log check), and powers off. Exit status: 0 only when qemu exited by itself with status 0,
+# the console holds a PASS verdict for <label>, no FAIL verdict and the END marker after the PASS;
+# 1 on a FAIL verdict, 2 when the guest gave no complete verdict (crash, timeout, qemu error, missing
+# END: a PASS followed by a timeout is a failure), 3 on a harness error. Timeouts kill qemu.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -101,7 +103,7 @@ copy_with_libs() { # SRC DEST_IN_ROOT
 
 # Oracles for the tests only (the product must not need them). GNU dd is there for conv=sparse,
 # which busybox dd lacks.
-for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup; do
+for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup xfs_io; do
     p=$(command -v "$tool") || { echo "vm: host tool $tool missing" >&2; exit 3; }
     copy_with_libs "$p" "/usr/sbin/$tool"
 done
@@ -158,7 +160,7 @@ set +e
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m 2048 -smp 2 -nographic -no-reboot \
     -kernel "$kdir/vmlinuz" -initrd "$workdir/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 loglevel=1 rdinit=/init" \
+    -append "console=ttyS0 panic=-1 loglevel=1 log_buf_len=8M rdinit=/init" \
     "${drives[@]}" \
     </dev/null 2>&1 | tee "$console"
 qrc=${PIPESTATUS[0]}
@@ -166,15 +168,29 @@ set -e
 end=$(date +%s)
 echo "vm: qemu exited with status $qrc after $((end - start))s" >&2
 
-if ((qrc == 124 || qrc == 137)); then
-    echo "vm: TIMEOUT after ${timeout}s, qemu killed" >&2
-fi
+# Console lines may end in \r (serial console); compare without it.
+pass_line=$(grep -n -x "SCRATCHCRYPT-VM: PASS $name"$'\r*' "$console" | head -n 1 | cut -d: -f1 || true)
+end_line=$(grep -n -x "SCRATCHCRYPT-VM: END $name"$'\r*' "$console" | tail -n 1 | cut -d: -f1 || true)
 if grep -q "^SCRATCHCRYPT-VM: FAIL " "$console"; then
+    grep "^SCRATCHCRYPT-VM: FAIL " "$console" >&2
     exit 1
-elif grep -q "^SCRATCHCRYPT-VM: PASS " "$console"; then
-    exit 0
-else
-    echo "vm: the guest gave no verdict; last console lines:" >&2
+fi
+if ((qrc == 124 || qrc == 137)); then
+    echo "vm: TIMEOUT after ${timeout}s, qemu killed${pass_line:+ (after a PASS line: still a failure)}" >&2
+    exit 2
+fi
+if ((qrc != 0)); then
+    echo "vm: qemu exited with status $qrc: no trustworthy verdict" >&2
+    exit 2
+fi
+if [[ -z $pass_line ]]; then
+    echo "vm: the guest gave no PASS verdict for $name; last console lines:" >&2
     tail -n 30 "$console" >&2
     exit 2
 fi
+if [[ -z $end_line ]] || ((end_line < pass_line)); then
+    echo "vm: no END marker after the PASS verdict: the guest did not finish its checks" >&2
+    tail -n 30 "$console" >&2
+    exit 2
+fi
+exit 0

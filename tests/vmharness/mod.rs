@@ -7,6 +7,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
+#[path = "../support/skip.rs"]
+mod skip;
+
 /// One guest at a time: each uses two emulated CPUs on a two-core host.
 static VM_LOCK: Mutex<()> = Mutex::new(());
 
@@ -17,7 +20,8 @@ fn vm_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm")
 }
 
-/// Whether the harness can run here; outside CI a missing capability skips with a message.
+/// Whether the harness can run here; a missing capability skips or fails by the one rule
+/// (`tests/support/skip.rs`).
 pub fn vm_possible(test: &str) -> bool {
     let have_qemu = Command::new("sh")
         .args(["-c", "command -v qemu-system-x86_64"])
@@ -29,11 +33,10 @@ pub fn vm_possible(test: &str) -> bool {
     if have_qemu || root {
         return true;
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: qemu-system-x86_64 is missing and we are not root, in CI");
-    }
-    eprintln!("{test}: SKIPPED: qemu-system-x86_64 missing and not root (cannot install it)");
-    false
+    !skip::cannot_run(
+        test,
+        "qemu-system-x86_64 missing and not root (cannot install it)",
+    )
 }
 
 /// Boot one guest running `script` on a sparse disk of `disk_size`; assert a PASS verdict for `label`.
@@ -72,18 +75,38 @@ pub fn run_scenario_on(
     let harness = String::from_utf8_lossy(&out.stderr);
     eprintln!("{test}: VM scenario {label} took {secs:.1} s");
 
-    let pass = format!("SCRATCHCRYPT-VM: PASS {label}");
-    let fail = format!("SCRATCHCRYPT-VM: FAIL {label}");
     let lines: Vec<&str> = console.lines().collect();
-    let passed = lines.iter().any(|l| l.trim_end() == pass);
-    let failed = lines.iter().find(|l| l.starts_with(&fail));
-    if !passed || failed.is_some() || !out.status.success() {
+    if let Err(verdict) = verdict(&lines, label, out.status.success()) {
         let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-        let verdict = failed.map_or("no verdict (guest crashed or timed out)", |l| l);
         panic!(
             "{test}: VM scenario {label} failed after {secs:.1} s: {verdict}\n\
              harness exit: {}\n--- harness ---\n{harness}\n--- console (last 60 lines) ---\n{tail}",
             out.status
         );
     }
+}
+
+/// The verdict of one boot from its console lines and whether `run.sh` exited 0: a PASS line for
+/// `label`, no FAIL line, and `/init`'s END marker after the PASS (a PASS followed by a timeout or
+/// a crash has no END). Both sides check: `run.sh` alone could be fooled by a PASS printed before
+/// a hang, this alone by a harness that lost qemu's status.
+pub fn verdict(lines: &[&str], label: &str, harness_ok: bool) -> Result<(), String> {
+    let pass = format!("SCRATCHCRYPT-VM: PASS {label}");
+    let end = format!("SCRATCHCRYPT-VM: END {label}");
+    if let Some(failed) = lines
+        .iter()
+        .find(|l| l.starts_with("SCRATCHCRYPT-VM: FAIL "))
+    {
+        return Err(failed.trim_end().to_string());
+    }
+    let Some(pass_at) = lines.iter().position(|l| l.trim_end() == pass) else {
+        return Err("no PASS verdict (guest crashed or timed out)".to_string());
+    };
+    if !lines[pass_at..].iter().any(|l| l.trim_end() == end) {
+        return Err("PASS but no END marker after it (the guest hung or was killed)".to_string());
+    }
+    if !harness_ok {
+        return Err("PASS and END, but tests/vm/run.sh failed (timeout or qemu error)".to_string());
+    }
+    Ok(())
 }

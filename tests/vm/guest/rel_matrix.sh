@@ -5,6 +5,7 @@
 . /guest/lib.sh
 . /guest/rel_lib.sh
 SC=scratchcrypt
+kmsg_start
 mark /dev/vda
 
 # --- bad input, refused before anything is written
@@ -54,11 +55,14 @@ expect 6 "No space left" temp-full no -- $SC encrypt /dev/vda --temp-dir /small
 mount -t tmpfs -o ro tmpfs /rotmp
 expect 6 "prepare the temp dir" temp-read-only no -- $SC encrypt /dev/vda --temp-dir /rotmp
 
+# The kernel log stays clean up to here; the next case provokes I/O errors on purpose.
+kmsg_require_clean "bad input, busy devices, partitions, temp dirs"
 # --- a write error on the device while zeroing: the source's tail is the error target
 dmsetup create flaky --table "0 131072 linear /dev/vdb1 0
 131072 131072 error" || fail "dmsetup create flaky failed"
 expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl
 dmsetup remove flaky
+kmsg_start # the rest is checked by `pass` again
 
 # --- the kernel lacks a target: unload it and stop module autoloading
 echo /nonexistent >/proc/sys/kernel/modprobe
