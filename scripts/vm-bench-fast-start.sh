@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fast start against the full format (docs/BENCHMARKS.md, "Fast start"): one qemu guest per
-# disk size, two fresh sparse disks each. Prints the guest's BENCH lines and a table.
+# disk size, three fresh sparse disks each. Prints the guest's BENCH lines and a table.
 # Usage: scripts/vm-bench-fast-start.sh [SIZE...]   (default: 4G 32G)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ bin=${CARGO_TARGET_DIR:-target}/release/scratchcrypt
 for size in "${sizes[@]}"; do
     work=$(mktemp -d)
     bash tests/vm/run.sh --script tests/vm/guest/bench_fast_start.sh --binary "$bin" \
-        --disk-size "$size" --disks 2 --name "bench-fast-$size" --timeout 3600 --workdir "$work" \
+        --disk-size "$size" --disks 3 --name "bench-fast-$size" --timeout 3600 --workdir "$work" \
         >"$work/console.txt"
     echo "### $size"
     grep '^BENCH ' "$work/console.txt"
