@@ -11,7 +11,8 @@
 #   BENCH_ONCE           recipes run in round 1 only (default: full_wipe)
 #   BENCH_STRESS_ROUNDS  rounds whose runs get the stress (default 1)
 # Slow: the full wipe runs at the emulated ~15-20 MB/s (4 GiB ≈ 8 min, 16 GiB ≈ 30 min); with the
-# default three rounds a 4 GiB run takes about 25 minutes, 16 GiB about 50.
+# default three rounds a 4 GiB run took 33 minutes on a busy machine, 16 GiB 26 minutes without
+# the full wipe (which adds about 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
