@@ -222,7 +222,11 @@ impl GrowState {
             .create(dir)
             .map_err(state_io("create", dir))?;
         let path = state_path_in(dir, name, "json");
-        let tmp = state_path_in(dir, name, "json.tmp");
+        // Per process: the encrypt process (recording its grower's pid) and the grower itself
+        // may save at the same instant, and a shared temp name made one rename fail (ENOENT).
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = state_path_in(dir, name, &format!("json.{}.{n}.tmp", std::process::id()));
         let text = serde_json::to_vec(self).map_err(|e| state_io("encode", &path)(e.into()))?;
         let mut file = OpenOptions::new()
             .write(true)

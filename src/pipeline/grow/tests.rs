@@ -56,7 +56,21 @@ fn growth_record_round_trips() {
         grower_pid: Some(42),
     };
     state.save_in(dir.path(), &name).unwrap();
-    assert_eq!(GrowState::load_in(dir.path(), &name).unwrap(), Some(state));
+    assert_eq!(GrowState::load_in(dir.path(), &name).unwrap(), Some(state.clone()));
+    // Two processes saving at once (the encrypt process and its grower) both succeed.
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, name, state) = (dir.path().to_path_buf(), name.clone(), state.clone());
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    state.save_in(&dir, &name).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
     std::fs::write(dir.path().join("scratch.json"), b"{not json").unwrap();
     let e = GrowState::load_in(dir.path(), &name).unwrap_err();
     assert!(e.line().contains("parse"), "{}", e.line());
