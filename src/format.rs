@@ -289,7 +289,7 @@ pub fn build_image(
         }
         Some(initial) => {
             let full_param = superblock_params(&full, opts.journal);
-            let layout = growth::final_layout(image, superblock_params(&full, opts.journal))
+            let layout = growth::final_layout(image, full_param)
                 .map_err(ext2("lay out the full-size filesystem (ext2fs_initialize)"))?;
             match growth::initial_params(&full, &layout, initial, opts).map_err(invalid)? {
                 Some((geometry, param)) => {

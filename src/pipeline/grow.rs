@@ -203,6 +203,15 @@ fn state_path_in(dir: &Path, name: &MappingName, ext: &str) -> PathBuf {
     dir.join(format!("{name}.{ext}"))
 }
 
+/// The run-state directory, mode 0700, made if missing.
+fn create_state_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(state_io("create", dir))
+}
+
 fn state_io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
     let path = path.to_path_buf();
     move |source| Error::Io { what, path, source }
@@ -216,11 +225,7 @@ impl GrowState {
 
     /// [`GrowState::save`] into `dir`.
     pub fn save_in(&self, dir: &Path, name: &MappingName) -> Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(state_io("create", dir))?;
+        create_state_dir(dir)?;
         let path = state_path_in(dir, name, "json");
         // Per process: the encrypt process (recording its grower's pid) and the grower itself
         // may save at the same instant, and a shared temp name made one rename fail (ENOENT).
@@ -284,11 +289,7 @@ pub struct GrowLock {
 impl GrowLock {
     fn open(name: &MappingName) -> Result<File> {
         let dir = Path::new(STATE_DIR);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(state_io("create", dir))?;
+        create_state_dir(dir)?;
         let path = state_path(name, "lock");
         OpenOptions::new()
             .read(true)
