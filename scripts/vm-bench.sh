@@ -5,6 +5,9 @@
 # (except BENCH_ONCE) without the stress, interleaved, so times can be given as medians and the
 # ratios are taken within each round. Prints the console, then markdown tables.
 # Usage: scripts/vm-bench.sh [SIZE...]   (default: 4G 16G)
+#   A SIZE may be a comma-separated list that the disks take in turn (tests/vm/run.sh --disk-size):
+#   BENCH_RECIPES="scratchcrypt_fast hcsshim scratchcrypt_fast_b" BENCH_ONCE= scripts/vm-bench.sh 4G,4G,32G
+#   puts the fast start at 4 and 32 GiB and hcsshim at 4 GiB into the same rounds of one boot.
 # Environment:
 #   BENCH_ROUNDS         rounds per size (default 3)
 #   BENCH_RECIPES        recipes in run order (default: all, see tests/vm/guest/bench.sh)
@@ -106,6 +109,14 @@ EOF
                     if (("scratchcrypt", rd) in secs_round && (q, rd) in secs_round && secs_round[q, rd] > 0)
                         v[++c] = secs_round["scratchcrypt", rd] / secs_round[q, rd]
                 if (c) printf "- scratchcrypt / %s: %.2f× (%.2f–%.2f, %d rounds)\n", q, median(v, c), v[1], v[c], c
+            }
+            n_pairs = split("scratchcrypt_fast/hcsshim scratchcrypt_fast/scratchcrypt scratchcrypt_fast_b/scratchcrypt_fast", pairs, " ")
+            for (p = 1; p <= n_pairs; p++) {
+                split(pairs[p], ab, "/"); c = 0
+                for (rd = 1; rd <= maxround; rd++)
+                    if ((ab[1], rd) in secs_round && (ab[2], rd) in secs_round && secs_round[ab[2], rd] > 0)
+                        v[++c] = secs_round[ab[1], rd] / secs_round[ab[2], rd]
+                if (c) { sort(v, c); printf "- %s / %s: %.2f× (%.2f–%.2f, %d rounds)\n", ab[1], ab[2], median(v, c), v[1], v[c], c }
             }
             print ""
             print "scratchcrypt report vs. the disk (sum of `written` categories / sectors written in /sys/block/<dev>/stat):"

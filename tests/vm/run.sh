@@ -12,7 +12,9 @@
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
 #                it may `. /guest/lib.sh` (tests/vm/guest/lib.sh: stress, kernel-log check, verdicts)
 #   --binary     scratchcrypt binary to put at /usr/local/bin/scratchcrypt (with its shared libraries)
-#   --disk-size  size of the sparse raw disk attached as /dev/vda (default 1G; truncate syntax)
+#   --disk-size  size of the sparse raw disk attached as /dev/vda (default 1G; truncate syntax); a
+#                comma-separated list gives the disks their sizes in turn, cycling (4G,32G: vda 4G,
+#                vdb 32G, vdc 4G, ...), for comparisons of sizes within one boot
 #   --disks      how many such fresh disks to attach (/dev/vda, /dev/vdb, ...; default 1)
 #   --name       scenario label passed to the script (default: script name without .sh)
 #   --timeout    seconds before qemu is killed (default 600)
@@ -146,10 +148,11 @@ for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$workdir/initramfs.cpio"
 
 drives=()
+IFS=, read -r -a disk_sizes <<<"$disk_size"
 for ((i = 0; i < disks; i++)); do
     disk=$workdir/disk$i.img
     rm -f "$disk"
-    truncate -s "$disk_size" "$disk"
+    truncate -s "${disk_sizes[i % ${#disk_sizes[@]}]}" "$disk"
     drives+=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
 done
 

@@ -21,7 +21,7 @@ KMSG_EXPECT_ERRORS=1
 BENCH_MISMATCH=""
 bench_expected() { # RECIPE -> the stress verdict it must get
     case $1 in
-    scratchcrypt | scratchcrypt_nojournal | scratchcrypt_fast | full_wipe) echo pass ;;
+    scratchcrypt | scratchcrypt_nojournal | scratchcrypt_fast | scratchcrypt_fast_b | full_wipe) echo pass ;;
     original) echo fail ;;           # the defect this project fixes
     coco | coco_tuned) echo fail ;;  # mkfs probes read block 1, never written (docs/BENCHMARKS.md)
     hcsshim) echo fail ;;            # xfs_repair -n reads a never-written block
@@ -137,8 +137,17 @@ recipe_scratchcrypt_fast() { # DEV NAME
     rss=$(awk -F': ' '/"peak_rss_bytes"/ {gsub(",", "", $2); print $2}' /run/sc.json)
     PEAK_KIB=$((rss / 1024))
     MAPPER=/dev/mapper/$2
-    AFTER_READY="scratchcrypt grow $2 && umount /mnt/fast"
+    # Grown to full size only when the stress follows; otherwise cleanup stops the grower, so
+    # that it does not steal the emulated CPU from the next recipe's timing.
+    if [ "$want_stress" = yes ]; then
+        AFTER_READY="scratchcrypt grow $2 && umount /mnt/fast"
+    else
+        AFTER_READY="scratchcrypt cleanup $2 --unmount >/dev/null"
+    fi
 }
+# The same on a disk of another size (vm-bench.sh with cycling sizes such as 4G,4G,32G): the fast
+# start's "32 GiB in at most 1.25x the 4 GiB time" goal, measured within one boot.
+recipe_scratchcrypt_fast_b() { recipe_scratchcrypt_fast "$@"; }
 
 run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
     recipe=$1 disk=$2 nm=$3 round=$4 want_stress=$5
@@ -168,14 +177,14 @@ run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
     if [ -f /run/sc.json ]; then
         extra="report_written_bytes=$(report_written)"
     fi
-    echo "BENCH recipe=$recipe round=$round disk=$disk ready=$ready seconds=$secs guest_written_bytes=$written peak_rss_kib=$PEAK_KIB stress=$stress kernel_errors=$errors prep_errors=$prep_errors $extra"
+    echo "BENCH recipe=$recipe round=$round disk=$disk disk_bytes=$(($(cat /sys/block/$disk/size) * 512)) ready=$ready seconds=$secs guest_written_bytes=$written peak_rss_kib=$PEAK_KIB stress=$stress kernel_errors=$errors prep_errors=$prep_errors $extra"
     want=$(bench_expected "$recipe") # verdict (issue 17)
     [ "$stress" = skipped ] || [ "$stress" = "$want" ] ||
         BENCH_MISMATCH="$BENCH_MISMATCH $recipe round $round: stress $stress, expected $want;"
     umount /mnt 2>/dev/null
     if [ -f /run/sc.json ]; then
         sed -n '/"written"/,/}/p' /run/sc.json | tr -d ' \n' | sed "s/^/BENCH-BYTES recipe=$recipe round=$round /" && echo
-        scratchcrypt cleanup "$nm" >/dev/null
+        [ ! -e "/dev/mapper/$nm" ] || scratchcrypt cleanup "$nm" >/dev/null
     else
         cryptsetup close "$nm"
     fi
