@@ -95,7 +95,18 @@ fn bench_copy(c: &mut Criterion) {
     let file_path = dir.path().join("dst-file");
     let file = sparse_file(&file_path, TIB);
     g.bench_function("copy_extents_to_file", |b| {
-        b.iter(|| black_box(copy_extents(&img, &img_path, &file, &file_path, &mut |_| {}).unwrap()))
+        b.iter(|| {
+            black_box(
+                copy_extents(
+                    &img,
+                    &img_path,
+                    &file,
+                    &file_path,
+                    &mut scratchcrypt::sparse::no_progress,
+                )
+                .unwrap(),
+            )
+        })
     });
     g.bench_function("raw_pwrite_to_file", |b| {
         b.iter(|| raw_pwrite(&file, &chunks))
@@ -109,7 +120,16 @@ fn bench_copy(c: &mut Criterion) {
         let dev_path = dev.path().to_path_buf();
         g.bench_function("copy_extents_to_loop", |b| {
             b.iter(|| {
-                black_box(copy_extents(&img, &img_path, &dst, &dev_path, &mut |_| {}).unwrap())
+                black_box(
+                    copy_extents(
+                        &img,
+                        &img_path,
+                        &dst,
+                        &dev_path,
+                        &mut scratchcrypt::sparse::no_progress,
+                    )
+                    .unwrap(),
+                )
             })
         });
         g.bench_function("raw_pwrite_to_loop", |b| {
@@ -146,7 +166,16 @@ fn bench_zero_on(c: &mut Criterion, label: &str, backing_dir: &Path) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                black_box(zero_ranges_with(&dst, &dev_path, &ranges, method, &mut |_| {}).unwrap())
+                black_box(
+                    zero_ranges_with(
+                        &dst,
+                        &dev_path,
+                        &ranges,
+                        method,
+                        &mut scratchcrypt::sparse::no_progress,
+                    )
+                    .unwrap(),
+                )
             })
         });
     }

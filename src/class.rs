@@ -23,6 +23,9 @@ pub enum ErrorClass {
     Io,
     /// The work failed and undoing it failed too: something may be left behind.
     RollbackFailed,
+    /// A signal (or the caller's cancel token) stopped the work; what it had created was
+    /// rolled back. The command-line tool exits with 128 + the signal number.
+    Interrupted,
 }
 
 impl ErrorClass {
@@ -35,6 +38,8 @@ impl ErrorClass {
             ErrorClass::Unsupported => 5,
             ErrorClass::Io => 6,
             ErrorClass::RollbackFailed => 7,
+            // 128 + SIGINT: the conventional status; the tool uses the actual signal.
+            ErrorClass::Interrupted => 130,
         }
     }
 }

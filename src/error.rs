@@ -76,6 +76,13 @@ pub enum Error {
         /// Why.
         reason: Refusal,
     },
+    /// A signal (or the caller's [`CancelToken`](crate::CancelToken)) stopped the run; what it
+    /// had created was rolled back.
+    #[error("interrupted by {}; everything this run created was removed", crate::cancel::signal_name(*signal))]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
     /// A step failed, and undoing the earlier steps failed as well.
     #[error("{}; rolling back also failed: {}", cause.line(), Lines(rollback))]
     Rollback {
@@ -177,6 +184,17 @@ impl Error {
             Error::Io { source, .. } => class_of_io(source),
             Error::Refused { reason, .. } => reason.class(),
             Error::Rollback { .. } => ErrorClass::RollbackFailed,
+            Error::Interrupted { .. } => ErrorClass::Interrupted,
+        }
+    }
+
+    /// The signal that interrupted the run, if a signal (or a cancel) stopped it and the
+    /// rollback succeeded.
+    pub fn interrupted_by(&self) -> Option<i32> {
+        match self {
+            Error::Interrupted { signal } => Some(*signal),
+            Error::Pipeline { source, .. } => source.interrupted_by(),
+            _ => None,
         }
     }
 

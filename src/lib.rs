@@ -36,7 +36,7 @@
 //! # Modules, and who may import whom
 //! `docs/DESIGN.md` draws the graph; `tests/architecture.rs` fails on a forbidden edge.
 //! - floor: `class` (the error class), imported by anyone;
-//! - base types, importing only the floor: `key`, `params`, `superblock`, `extent`, `name`,
+//! - base types, importing only the floor: `cancel`, `key`, `params`, `superblock`, `extent`, `name`,
 //!   `blockdev`, `kernel`, `step`, `loopdev`;
 //! - over them: `keyring` and `dm_table`;
 //! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`, `resize`;
@@ -68,6 +68,7 @@ macro_rules! internal_modules {
 
 internal_modules! {
     blockdev;
+    cancel;
     class;
     dm;
     dm_table;
@@ -96,6 +97,7 @@ pub mod loopdev;
 #[path = "../tests/support/skip.rs"]
 mod test_skip;
 
+pub use cancel::CancelToken;
 pub use class::ErrorClass;
 pub use dm::DmError;
 pub use dm_table::TableError;

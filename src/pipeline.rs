@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
 use crate::dm::{DeviceMapper, RealDm};
 use crate::error::{Error, Result};
 use crate::format::FormatOptions;
@@ -107,6 +108,15 @@ pub struct EncryptOptions {
     pub progress: Option<ProgressFn>,
     /// Mount the result when done.
     pub mount: Option<MountRequest>,
+    /// Checked between steps and between the chunks of the long writes: once cancelled, the
+    /// run stops at the next such point, rolls back what it created and fails with
+    /// [`Error::Interrupted`]. The command-line tool cancels it from its SIGINT, SIGTERM and
+    /// SIGHUP handlers.
+    pub cancel: CancelToken,
+    /// Write over a source that holds a file system, partition table, RAID or LVM member, swap
+    /// or a LUKS volume of someone else's. Without it such a source is refused before anything
+    /// is written (a previous scratchcrypt volume is always re-made).
+    pub force: bool,
 }
 
 impl fmt::Debug for EncryptOptions {
@@ -118,6 +128,8 @@ impl fmt::Debug for EncryptOptions {
             .field("format", &self.format)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .field("mount", &self.mount)
+            .field("cancel", &self.cancel)
+            .field("force", &self.force)
             .finish()
     }
 }
@@ -131,6 +143,8 @@ impl Default for EncryptOptions {
             format: FormatOptions::default(),
             progress: None,
             mount: None,
+            cancel: CancelToken::new(),
+            force: false,
         }
     }
 }

@@ -68,6 +68,12 @@ pub use zero::{zero_ranges, zero_ranges_with, ZeroMethod};
 #[cfg(any(test, feature = "test-support"))]
 pub use zero::{ZeroStats, BLOCK_DEVICE_METHOD};
 
+/// A progress callback for [`zero_ranges`] and [`copy_extents`] that ignores the counts and
+/// never stops the work.
+pub fn no_progress(_bytes: u64) -> std::ops::ControlFlow<()> {
+    std::ops::ControlFlow::Continue(())
+}
+
 /// Errors of the extent copier.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -106,6 +112,15 @@ pub enum SparseError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// The progress callback asked to stop (the caller was interrupted); what was written so far
+    /// was not flushed.
+    #[error("stopped writing {} at offset {offset}", path.display())]
+    Stopped {
+        /// The destination.
+        path: PathBuf,
+        /// Where the work stopped (the end of the last chunk written).
+        offset: u64,
     },
     /// `BLKZEROOUT` failed.
     #[error("zero {} bytes {offset}..{}", path.display(), offset + len)]
@@ -256,6 +271,7 @@ impl SparseError {
             | Write { .. }
             | Zero { .. }
             | Fsync { .. } => ErrorClass::Io,
+            Stopped { .. } => ErrorClass::Interrupted,
         }
     }
 }

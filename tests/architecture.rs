@@ -17,6 +17,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut m: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
     m.insert("class", vec![]);
     for base in [
+        "cancel",
         "key",
         "params",
         "superblock",
@@ -55,7 +56,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m.insert(
         "error",
         vec![
-            "class", "dm", "format", "key", "luks", "name", "resize", "sparse", "step",
+            "cancel", "class", "dm", "format", "key", "luks", "name", "resize", "sparse", "step",
         ],
     );
     // The tests' one skip rule (tests/support/skip.rs, included under cfg(test)) is a floor

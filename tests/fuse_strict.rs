@@ -336,10 +336,22 @@ fn fuse_scratchcrypt_recipe_has_no_refused_reads() {
         .open(dev.device_path())
         .unwrap();
     let ranges: Vec<_> = plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
-    scratchcrypt::sparse::zero_ranges(&device, dev.device_path(), &ranges, &mut |_| {}).unwrap();
+    scratchcrypt::sparse::zero_ranges(
+        &device,
+        dev.device_path(),
+        &ranges,
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .unwrap();
     let src = std::fs::File::open(&image).unwrap();
-    scratchcrypt::sparse::copy_extents(&src, &image, &device, dev.device_path(), &mut |_| {})
-        .unwrap();
+    scratchcrypt::sparse::copy_extents(
+        &src,
+        &image,
+        &device,
+        dev.device_path(),
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .unwrap();
     drop(device);
     assert_eq!(
         dev.refused_reads(),

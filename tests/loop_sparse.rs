@@ -130,7 +130,11 @@ fn loop_copy_onto_loop_device_compares_every_byte() {
     }
     let dst = d.open();
     let mut progress = 0;
-    let stats = copy_extents(&img, &img_path, &dst, d.dev.path(), &mut |n| progress += n).unwrap();
+    let stats = copy_extents(&img, &img_path, &dst, d.dev.path(), &mut |n| {
+        progress += n;
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
     let expected: u64 = extents.iter().map(|r| r.end - r.start).sum();
     assert_eq!(stats.bytes_copied, expected);
     assert_eq!(progress, expected);
@@ -166,7 +170,7 @@ fn loop_image_larger_than_device_is_refused() {
         img.path(),
         &d.open(),
         d.dev.path(),
-        &mut |_| {},
+        &mut scratchcrypt::sparse::no_progress,
     )
     .unwrap_err();
     assert!(matches!(e, SparseError::SourceTooLarge { .. }), "{e:?}");
@@ -184,7 +188,14 @@ fn loop_zero_ranges_both_methods() {
         let d = Dev::new(size, 4096);
         let dst = d.open();
         let ranges = [8 * MIB..12 * MIB, 4096..3 * 4096];
-        let stats = zero_ranges_with(&dst, d.dev.path(), &ranges, method, &mut |_| {}).unwrap();
+        let stats = zero_ranges_with(
+            &dst,
+            d.dev.path(),
+            &ranges,
+            method,
+            &mut scratchcrypt::sparse::no_progress,
+        )
+        .unwrap();
         assert_eq!(stats.bytes_zeroed, 4 * MIB + 8192);
         let mut got = vec![0u8; size as usize];
         dst.read_exact_at(&mut got, 0).unwrap();
@@ -203,7 +214,13 @@ fn loop_alignment_follows_logical_block_size() {
         return;
     }
     let d = Dev::new(4 * MIB, 4096);
-    let e = zero_ranges(&d.open(), d.dev.path(), &[512..4096], &mut |_| {}).unwrap_err();
+    let e = zero_ranges(
+        &d.open(),
+        d.dev.path(),
+        &[512..4096],
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -215,7 +232,13 @@ fn loop_alignment_follows_logical_block_size() {
         "{e:?}"
     );
     let d = Dev::new(4 * MIB, 512);
-    zero_ranges(&d.open(), d.dev.path(), &[512..4096], &mut |_| {}).unwrap();
+    zero_ranges(
+        &d.open(),
+        d.dev.path(),
+        &[512..4096],
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .unwrap();
 }
 
 /// ramfs reports a whole file as data: the probe refuses it, naming ramfs.
@@ -270,7 +293,14 @@ fn loop_full_destination_fails_at_write() {
         .open(&dst_path)
         .unwrap();
     dst.set_len(8 * MIB).unwrap();
-    let e = copy_extents(img.as_file(), img.path(), &dst, &dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(
+        img.as_file(),
+        img.path(),
+        &dst,
+        &dst_path,
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .unwrap_err();
     match &e {
         SparseError::Write { source, .. } => {
             assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{e:?}")

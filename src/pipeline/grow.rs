@@ -157,7 +157,7 @@ pub fn grow_mounted(
             mapping,
             &ranges,
             sparse::ZeroMethod::Pwrite,
-            &mut |_| {},
+            &mut sparse::no_progress,
         )
         .map_err(|e| fail(e.into()))?;
         report.zeroed_bytes += zeroed.bytes_zeroed;

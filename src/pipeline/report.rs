@@ -103,7 +103,7 @@ pub fn copy_file_extents(src: &Path, dst: &Path) -> Result<CopyReport> {
         .write(true)
         .open(dst)
         .map_err(open_err(dst))?;
-    let stats = sparse::copy_extents(&s, src, &d, dst, &mut |_| {})?;
+    let stats = sparse::copy_extents(&s, src, &d, dst, &mut sparse::no_progress)?;
     Ok(CopyReport {
         bytes_copied: stats.bytes_copied,
         extents: stats.extents,

@@ -7,6 +7,7 @@ use super::devices::{self, SourceInfo};
 use super::report::{peak_rss_bytes, EncryptReport, StepTime, WrittenBytes};
 use super::write::{integrity_metadata_bytes, tag_layout, write_image};
 use super::{at, EncryptOptions, System};
+use crate::cancel::CancelToken;
 use crate::class::ErrorClass;
 use crate::dm;
 use super::grow::GrowState;
@@ -35,17 +36,33 @@ pub(super) struct Run<'s, 'a> {
     undo: Vec<Undo>,
     steps: Vec<StepTime>,
     step_started: Instant,
+    cancel: CancelToken,
 }
 
 impl Run<'_, '_> {
-    /// Record the time of `step` and start timing the next one.
-    pub(super) fn done(&mut self, step: Step) {
+    /// Record the time of `step` and start timing the next one; a safe point: if the run was
+    /// cancelled meanwhile, stop here (the caller's `?` starts the rollback).
+    pub(super) fn done(&mut self, step: Step) -> Result<()> {
         let now = Instant::now();
         self.steps.push(StepTime {
             step,
             seconds: now.duration_since(self.step_started).as_secs_f64(),
         });
         self.step_started = now;
+        self.check(step)
+    }
+
+    /// Fail with [`Error::Interrupted`] for `step` if the run was cancelled.
+    pub(super) fn check(&self, step: Step) -> Result<()> {
+        match self.cancel.signal() {
+            Some(signal) => Err(at(step, self.source, Error::Interrupted { signal })),
+            None => Ok(()),
+        }
+    }
+
+    /// The run's cancel token (the long writes check it between chunks).
+    pub(super) fn cancel(&self) -> &CancelToken {
+        &self.cancel
     }
 
     /// Undo everything in reverse; return `cause`, or a rollback error if an undo failed.
@@ -103,9 +120,12 @@ pub(super) fn run_encrypt(
         undo: Vec::new(),
         steps: Vec::new(),
         step_started: started,
+        cancel: options.cancel.clone(),
     };
-    run.done(Step::ProbeSource);
-    match encrypt_steps(&mut run, &info, options, started) {
+    let result = run
+        .done(Step::ProbeSource)
+        .and_then(|()| encrypt_steps(&mut run, &info, options, started));
+    match result {
         Ok(report) => Ok(report),
         Err(e) => Err(run.fail(e)),
     }
@@ -131,16 +151,16 @@ fn encrypt_steps(
         ));
     }
     dm::ensure_names_free(system.dm, name).map_err(|e| at(Step::CheckNames, source, e.into()))?;
-    run.done(Step::CheckNames);
+    run.done(Step::CheckNames)?;
 
     let key = VolumeKey::generate().map_err(|e| at(Step::GenerateKey, source, e.into()))?;
-    run.done(Step::GenerateKey);
+    run.done(Step::GenerateKey)?;
 
     let params = system
         .luks
         .format(source, &key)
         .map_err(|e| at(Step::FormatHeader, source, e.into()))?;
-    run.done(Step::FormatHeader);
+    run.done(Step::FormatHeader)?;
 
     // Activation rolls itself back when it fails, so the undo is registered only once it has
     // succeeded: a failed activation (say, the name was taken meanwhile by someone else) must
@@ -149,20 +169,20 @@ fn encrypt_steps(
         .map_err(|e| at(Step::Activate, source, e.into()))?;
     run.undo.push(Undo::Mapping(params.uuid));
     drop(key);
-    run.done(Step::Activate);
+    run.done(Step::Activate)?;
 
     let mapping = system
         .devices
         .open_mapping(&activation)
         .map_err(|e| at(Step::OpenMapping, &activation.mapper_path, e))?;
-    run.done(Step::OpenMapping);
+    run.done(Step::OpenMapping)?;
 
     let (temp, temp_fs) = prepare_temp_dir(run, options, activation.size_bytes)?;
 
     let image_path = temp.join("image.ext4");
     let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
-    run.done(Step::BuildImage);
+    run.done(Step::BuildImage)?;
 
     let tags = tag_layout(source, &params);
     let written = write_image(
@@ -194,7 +214,7 @@ fn encrypt_steps(
         )
     })?;
     run.undo.retain(|u| !matches!(u, Undo::TempDir(_)));
-    run.done(Step::RemoveTempDir);
+    run.done(Step::RemoveTempDir)?;
     drop(mapping);
 
     let mounted_at = match &options.mount {
@@ -204,7 +224,7 @@ fn encrypt_steps(
                 .mount(&activation.mapper_path, request)
                 .map_err(|e| at(Step::Mount, &request.dir, e))?;
             run.undo.push(Undo::Mount(request.dir.clone()));
-            run.done(Step::Mount);
+            run.done(Step::Mount)?;
             Some(request.dir.clone())
         }
         None => None,
@@ -221,6 +241,8 @@ fn encrypt_steps(
             .map_err(|e| at(Step::Mount, &state_dir, e))?;
     }
 
+    // The last safe point: past it, the run has succeeded and a signal no longer undoes it.
+    run.check(Step::Mount)?;
     let integrity_metadata = integrity_metadata_bytes(source, params.data_offset_sectors);
     run.undo.clear();
     Ok(EncryptReport {
@@ -263,7 +285,7 @@ fn prepare_temp_dir(
     run.undo.push(Undo::TempDir(temp.clone()));
     match sparse::check_holes_supported(&temp, image_size) {
         Ok(holes) => {
-            run.done(Step::TempDir);
+            run.done(Step::TempDir)?;
             Ok((temp, holes.fs_type))
         }
         Err(e) if options.tmpfs_fallback && e.class() == ErrorClass::Unsupported => {
@@ -274,7 +296,7 @@ fn prepare_temp_dir(
             run.undo.push(Undo::TempMount(temp.clone()));
             let holes = sparse::check_holes_supported(&temp, image_size)
                 .map_err(|e| at(Step::TempDir, &temp, e.into()))?;
-            run.done(Step::TempDir);
+            run.done(Step::TempDir)?;
             Ok((
                 temp,
                 format!(

@@ -23,6 +23,8 @@ struct FileDevices {
     mounts: RefCell<Vec<PathBuf>>,
     real_tmpfs: RefCell<Vec<PathBuf>>,
     state: PathBuf,
+    /// Cancelled (as a signal handler would) when the named step of ours runs.
+    cancel_at: RefCell<Option<(Step, CancelToken)>>,
 }
 
 impl FileDevices {
@@ -36,6 +38,18 @@ impl FileDevices {
             mounts: RefCell::new(Vec::new()),
             real_tmpfs: RefCell::new(Vec::new()),
             state: dir.join("state"),
+            cancel_at: RefCell::new(None),
+        }
+    }
+}
+
+impl FileDevices {
+    /// Deliver the pretend signal if the test asked for it at `step`.
+    fn signal_if(&self, step: Step) {
+        if let Some((at, token)) = &*self.cancel_at.borrow() {
+            if *at == step {
+                token.cancel(libc::SIGTERM);
+            }
         }
     }
 }
@@ -66,6 +80,7 @@ impl BlockDevices for FileDevices {
     }
 
     fn open_mapping(&self, activation: &Activation) -> Result<File> {
+        self.signal_if(Step::OpenMapping);
         if self.fail_open_mapping.get() {
             return Err(injected("open", &activation.mapper_path));
         }
@@ -84,6 +99,7 @@ impl BlockDevices for FileDevices {
             return Err(injected("mount ext4 on", &request.dir));
         }
         self.mounts.borrow_mut().push(request.dir.clone());
+        self.signal_if(Step::Mount);
         Ok(())
     }
 
@@ -612,4 +628,72 @@ fn fast_start_records_what_grow_needs() {
     let geom = crate::resize::Ext4Geometry::read(&mapping, &w.devices.mapping).unwrap();
     assert_eq!(geom.blocks * 4096, report.fs_bytes);
     assert!(geom.has_noinit_itable());
+}
+
+/// A signal during any step stops the run at the next safe point and rolls back everything,
+/// and the error names the step and the signal; a new run right after works.
+#[test]
+fn a_signal_during_any_step_rolls_back_everything() {
+    for step in [
+        Step::ProbeSource,
+        Step::OpenMapping,
+        Step::ZeroRanges,
+        Step::CopyImage,
+        Step::Mount,
+    ] {
+        let w = World::new(64 << 20);
+        let mut options = w.options();
+        options.mount = Some(MountRequest {
+            dir: w.dir.path().join("mnt"),
+            options: None,
+        });
+        let token = options.cancel.clone();
+        match step {
+            Step::ProbeSource => token.cancel(libc::SIGTERM),
+            Step::ZeroRanges | Step::CopyImage => {
+                let token = token.clone();
+                options.progress = Some(std::sync::Arc::new(move |at, _, _| {
+                    if at == step {
+                        token.cancel(libc::SIGTERM);
+                    }
+                }));
+            }
+            _ => *w.devices.cancel_at.borrow_mut() = Some((step, token.clone())),
+        }
+        let err = w.run(&options).unwrap_err();
+        assert_eq!(step_of(&err), Some(step), "{}", err.line());
+        assert_eq!(err.interrupted_by(), Some(libc::SIGTERM), "{}", err.line());
+        assert_eq!(err.class(), ErrorClass::Interrupted);
+        assert!(err.line().contains("interrupted by SIGTERM"), "{}", err.line());
+        w.assert_nothing_left();
+        if step == Step::ProbeSource {
+            assert_eq!(w.luks.calls(), 0, "nothing may be written after an early signal");
+        }
+
+        let mut again = w.options();
+        again.mount = options.mount.clone();
+        *w.devices.cancel_at.borrow_mut() = None;
+        w.run(&again).unwrap();
+        assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    }
+}
+
+/// The zeroing stops within a chunk of the signal, not at the end of all ranges.
+#[test]
+fn the_zeroing_stops_at_the_next_chunk() {
+    let w = World::new(256 << 20);
+    let mut options = w.options();
+    let token = options.cancel.clone();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    options.progress = Some(std::sync::Arc::new(move |at, _, _| {
+        if at == Step::ZeroRanges {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            token.cancel(libc::SIGINT);
+        }
+    }));
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(err.interrupted_by(), Some(libc::SIGINT));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    w.assert_nothing_left();
 }

@@ -1,26 +1,48 @@
 //! Steps 7 and 8: zero every range the kernel may read before it writes, then copy the image.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::margin;
 use super::report::WrittenBytes;
 use super::run::Run;
 use super::{at, EncryptOptions, ZeroStage};
+use crate::cancel::CancelToken;
 use crate::dm::Activation;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::sparse;
 use crate::step::Step;
 
-/// A byte counter for `step` that forwards the running total to the caller's progress callback.
-fn reporter(options: &EncryptOptions, step: Step, total: u64) -> impl FnMut(u64) + '_ {
+/// A byte counter for `step` that forwards the running total to the caller's progress callback
+/// and stops the write between two chunks once the run is cancelled.
+fn reporter<'o>(
+    options: &'o EncryptOptions,
+    cancel: &'o CancelToken,
+    step: Step,
+    total: u64,
+) -> impl FnMut(u64) -> ControlFlow<()> + 'o {
     let mut done = 0u64;
     move |n| {
         done = done.saturating_add(n);
         if let Some(progress) = &options.progress {
             progress(step, done.min(total), total);
         }
+        match cancel.signal() {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// The error of a write that `step` could not finish: an interruption if the run was cancelled.
+fn write_failed(run: &Run<'_, '_>, step: Step, target: &Path, e: sparse::SparseError) -> Error {
+    match (&e, run.cancel().signal()) {
+        (sparse::SparseError::Stopped { .. }, Some(signal)) => {
+            at(step, target, Error::Interrupted { signal })
+        }
+        _ => at(step, target, e.into()),
     }
 }
 
@@ -73,15 +95,16 @@ pub(super) fn write_image(
         None => ranges,
     };
     let total = margin::total(&ranges);
-    let mut report = reporter(options, Step::ZeroRanges, total);
+    let cancel = run.cancel().clone();
+    let mut report = reporter(options, &cancel, Step::ZeroRanges, total);
     let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut report)
-        .map_err(|e| at(Step::ZeroRanges, target, e.into()))?;
-    run.done(Step::ZeroRanges);
+        .map_err(|e| write_failed(run, Step::ZeroRanges, target, e))?;
+    run.done(Step::ZeroRanges)?;
 
-    let mut report = reporter(options, Step::CopyImage, plan.image_data_bytes);
+    let mut report = reporter(options, &cancel, Step::CopyImage, plan.image_data_bytes);
     let copied = sparse::copy_extents(&image, image_path, mapping, target, &mut report)
-        .map_err(|e| at(Step::CopyImage, target, e.into()))?;
-    run.done(Step::CopyImage);
+        .map_err(|e| write_failed(run, Step::CopyImage, target, e))?;
+    run.done(Step::CopyImage)?;
     // Zeroing and copy each end with an fsync: two flush phases for the tags.
     let block = u64::from(plan.block_size).max(1);
     let data_blocks: Vec<std::ops::Range<u64>> = data

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -169,13 +170,14 @@ pub(super) fn fsync(file: &File, path: &Path) -> Result<(), SparseError> {
 ///
 /// `dst` is a block device or a regular file at least as large as `src`; both sizes must be
 /// multiples of `dst`'s logical block size (4096 for a regular file). Extents are rounded out
-/// to whole blocks. `progress` is called with the bytes written since its last call.
+/// to whole blocks. `progress` is called with the bytes written since its last call; when it returns
+/// `Break`, the copy stops there with [`SparseError::Stopped`] (no fsync).
 pub fn copy_extents(
     src: &File,
     src_path: &Path,
     dst: &File,
     dst_path: &Path,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<CopyStats, SparseError> {
     copy_extents_with_buffer(src, src_path, dst, dst_path, BUFFER_SIZE, progress)
 }
@@ -188,7 +190,7 @@ pub fn copy_extents_with_buffer(
     dst: &File,
     dst_path: &Path,
     buffer_size: usize,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<CopyStats, SparseError> {
     let started = Instant::now();
     let (dst_size, block, _) = geometry(dst, dst_path)?;
@@ -240,7 +242,12 @@ pub fn copy_extents_with_buffer(
             write_full_at(dst, dst_path, chunk, offset, block)?;
             offset += n as u64;
             stats.bytes_copied += n as u64;
-            progress(n as u64);
+            if progress(n as u64).is_break() {
+                return Err(SparseError::Stopped {
+                    path: dst_path.to_path_buf(),
+                    offset,
+                });
+            }
         }
         copied_to = end;
     }

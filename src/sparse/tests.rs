@@ -78,7 +78,8 @@ fn copy_and_compare(p: &Pair, size: u64, dst_size: u64, buffer: usize) -> CopySt
     let mut reported = 0;
     let stats =
         copy_extents_with_buffer(&p.src, &p.src_path, &p.dst, &p.dst_path, buffer, &mut |n| {
-            reported += n
+            reported += n;
+            std::ops::ControlFlow::Continue(())
         })
         .unwrap();
     assert_eq!(reported, stats.bytes_copied);
@@ -186,7 +187,7 @@ fn data_extents_refuses_char_devices() {
 #[test]
 fn source_larger_than_destination() {
     let p = pair(32 * B, 16 * B, &[0..B]);
-    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut no_progress).unwrap_err();
     assert!(matches!(e, SparseError::SourceTooLarge { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(msg.contains("src.img") && msg.contains("dst.img"), "{msg}");
@@ -197,10 +198,10 @@ fn source_larger_than_destination() {
 #[test]
 fn unaligned_sizes_are_refused() {
     let p = pair(16 * B + 512, 32 * B, &[0..B]);
-    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut no_progress).unwrap_err();
     assert!(matches!(e, SparseError::SizeNotAligned { size, .. } if size == 16 * B + 512));
     let p = pair(16 * B, 32 * B + 100, &[0..B]);
-    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(&p.src, &p.src_path, &p.dst, &p.dst_path, &mut no_progress).unwrap_err();
     assert!(matches!(e, SparseError::SizeNotAligned { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::InvalidInput);
 }
@@ -210,7 +211,7 @@ fn unaligned_sizes_are_refused() {
 fn read_only_destination_fails_at_write() {
     let p = pair(16 * B, 16 * B, &[4 * B..5 * B]);
     let ro = File::open(&p.dst_path).unwrap();
-    let e = copy_extents(&p.src, &p.src_path, &ro, &p.dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(&p.src, &p.src_path, &ro, &p.dst_path, &mut no_progress).unwrap_err();
     assert!(
         matches!(e, SparseError::Write { offset, .. } if offset == 4 * B),
         "{e:?}"
@@ -224,7 +225,7 @@ fn read_only_destination_fails_at_write() {
 fn unreadable_source_fails_at_read() {
     let p = pair(16 * B, 16 * B, &[4 * B..5 * B]);
     let wo = OpenOptions::new().write(true).open(&p.src_path).unwrap();
-    let e = copy_extents(&wo, &p.src_path, &p.dst, &p.dst_path, &mut |_| {}).unwrap_err();
+    let e = copy_extents(&wo, &p.src_path, &p.dst, &p.dst_path, &mut no_progress).unwrap_err();
     assert!(
         matches!(e, SparseError::Read { offset, .. } if offset == 4 * B),
         "{e:?}"
@@ -241,7 +242,7 @@ fn char_device_destination_is_refused() {
         &p.src_path,
         &full,
         Path::new("/dev/full"),
-        &mut |_| {},
+        &mut no_progress,
     )
     .unwrap_err();
     assert!(matches!(e, SparseError::NotBlockOrFile { .. }), "{e:?}");
@@ -273,7 +274,10 @@ fn zero_ranges_zeroes_exactly_the_ranges() {
     let p = pair(0, 64 * B, &[]);
     let ranges = [40 * B..64 * B, 0..B, 10 * B..10 * B, 3 * B..9 * B];
     let mut reported = 0;
-    let stats = zero_ranges(&p.dst, &p.dst_path, &ranges, &mut |n| reported += n).unwrap();
+    let stats = zero_ranges(&p.dst, &p.dst_path, &ranges, &mut |n| {
+        reported += n;
+        std::ops::ControlFlow::Continue(())
+    }).unwrap();
     assert_eq!((stats.bytes_zeroed, stats.ranges), (31 * B, 3));
     assert_eq!(stats.method, ZeroMethod::Pwrite);
     assert_eq!(reported, 31 * B);
@@ -290,7 +294,7 @@ fn zero_ranges_zeroes_exactly_the_ranges() {
 fn zero_ranges_writes_instead_of_punching() {
     let p = pair(0, 0, &[]);
     p.dst.set_len(64 * B).unwrap();
-    zero_ranges(&p.dst, &p.dst_path, &[8 * B..16 * B], &mut |_| {}).unwrap();
+    zero_ranges(&p.dst, &p.dst_path, &[8 * B..16 * B], &mut no_progress).unwrap();
     let ext: Vec<_> = data_extents(&p.dst, &p.dst_path)
         .unwrap()
         .collect::<Result<_, _>>()
@@ -302,7 +306,7 @@ fn zero_ranges_writes_instead_of_punching() {
 #[test]
 fn zero_ranges_validation() {
     let p = pair(0, 16 * B, &[]);
-    let z = |r: &[Range<u64>]| zero_ranges(&p.dst, &p.dst_path, r, &mut |_| {}).unwrap_err();
+    let z = |r: &[Range<u64>]| zero_ranges(&p.dst, &p.dst_path, r, &mut no_progress).unwrap_err();
     assert!(matches!(
         z(&[4 * B..8 * B, 0..5 * B]),
         SparseError::RangesOverlap { .. }
@@ -328,7 +332,7 @@ fn blkzeroout_on_a_file_is_an_error() {
         &p.dst_path,
         &[0..B],
         ZeroMethod::BlkZeroOut,
-        &mut |_| {},
+        &mut no_progress,
     )
     .unwrap_err();
     assert!(matches!(e, SparseError::Zero { .. }), "{e:?}");
@@ -385,4 +389,22 @@ fn probe_of_missing_dir_fails() {
 fn fs_type_names() {
     assert_eq!(fs_type_name(0x858458f6), "ramfs");
     assert_eq!(fs_type_name(0x1234), "unknown (f_type 0x1234)");
+}
+
+/// A progress callback that breaks stops the zeroing and the copy after that chunk.
+#[test]
+fn a_breaking_progress_stops_the_work() {
+    let p = pair(16 * B, 16 * B, &[0..16 * B]);
+    let mut calls = 0;
+    let e = copy_extents_with_buffer(&p.src, &p.src_path, &p.dst, &p.dst_path, B as usize, &mut |_| {
+        calls += 1;
+        std::ops::ControlFlow::Break(())
+    })
+    .unwrap_err();
+    assert!(matches!(e, SparseError::Stopped { offset, .. } if offset == B), "{e:?}");
+    assert_eq!(calls, 1);
+    assert_eq!(e.class(), ErrorClass::Interrupted);
+    let e = zero_ranges(&p.dst, &p.dst_path, &[0..16 * B], &mut |_| std::ops::ControlFlow::Break(()))
+        .unwrap_err();
+    assert!(matches!(e, SparseError::Stopped { .. }), "{e:?}");
 }

@@ -1,7 +1,7 @@
 //! `zero_ranges`: make ranges of the destination read as zeros by writing them.
 
 use std::fs::File;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,12 +48,13 @@ pub struct ZeroStats {
 /// Ranges may come in any order; each must start and end on a multiple of the destination's
 /// logical block size (4096 for a regular file) and lie inside it, and no two may overlap.
 /// Empty ranges are skipped. Block devices use [`BLOCK_DEVICE_METHOD`], regular files
-/// [`ZeroMethod::Pwrite`]. `progress` is called with the bytes zeroed since its last call.
+/// [`ZeroMethod::Pwrite`]. `progress` is called with the bytes zeroed since its last call; when it
+/// returns `Break`, the work stops there with [`SparseError::Stopped`] (no fsync).
 pub fn zero_ranges(
     dst: &File,
     dst_path: &Path,
     ranges: &[Range<u64>],
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<ZeroStats, SparseError> {
     let (_, _, kind) = geometry(dst, dst_path)?;
     let method = match kind {
@@ -69,7 +70,7 @@ pub fn zero_ranges_with(
     dst_path: &Path,
     ranges: &[Range<u64>],
     method: ZeroMethod,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<ZeroStats, SparseError> {
     let started = Instant::now();
     let (size, block, _) = geometry(dst, dst_path)?;
@@ -107,7 +108,12 @@ pub fn zero_ranges_with(
             };
             offset += n;
             stats.bytes_zeroed += n;
-            progress(n);
+            if progress(n).is_break() {
+                return Err(SparseError::Stopped {
+                    path: dst_path.to_path_buf(),
+                    offset,
+                });
+            }
         }
         stats.ranges += 1;
     }

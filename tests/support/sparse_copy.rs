@@ -15,8 +15,14 @@ fn to_io(e: scratchcrypt::sparse::SparseError) -> io::Error {
 pub fn copy_data_extents(image: &Path, device: &Path) -> io::Result<(u64, u64)> {
     let src = File::open(image)?;
     let dst = OpenOptions::new().write(true).open(device)?;
-    let stats = scratchcrypt::sparse::copy_extents(&src, image, &dst, device, &mut |_| {})
-        .map_err(to_io)?;
+    let stats = scratchcrypt::sparse::copy_extents(
+        &src,
+        image,
+        &dst,
+        device,
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .map_err(to_io)?;
     Ok((stats.extents, stats.bytes_copied))
 }
 
@@ -27,7 +33,12 @@ pub fn write_zeros(device: &Path, offset: u64, len: u64) -> io::Result<()> {
         start: offset,
         end: offset + len,
     }];
-    scratchcrypt::sparse::zero_ranges(&dst, device, ranges.as_slice(), &mut |_| {})
-        .map_err(to_io)?;
+    scratchcrypt::sparse::zero_ranges(
+        &dst,
+        device,
+        ranges.as_slice(),
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .map_err(to_io)?;
     Ok(())
 }

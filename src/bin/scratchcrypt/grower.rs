@@ -49,6 +49,7 @@ pub fn spawn(name: &MappingName) -> Result<(), Error> {
 /// The child: a session of its own, no terminal, grow, exit 0 on success.
 fn child(name: &MappingName, lock: &GrowLock) -> i32 {
     let _ = nix::unistd::setsid();
+    crate::signals::restore_defaults();
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -16,6 +16,7 @@ use scratchcrypt::{
 
 mod grower;
 mod progress;
+mod signals;
 mod size;
 
 use size::parse_size;
@@ -110,6 +111,11 @@ struct EncryptArgs {
     full_journal: bool,
     #[command(flatten)]
     format: FormatArgs,
+    /// Write over DEVICE even if it holds a file system, a partition table, a RAID or LVM
+    /// member, swap or someone else's LUKS volume (a previous scratchcrypt disk is re-made
+    /// without it).
+    #[arg(long)]
+    force: bool,
     /// Print one JSON report instead of the mapper path.
     #[arg(long)]
     json: bool,
@@ -207,7 +213,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scratchcrypt: {}", e.line());
-            let code = u8::try_from(e.class().exit_code()).unwrap_or(1);
+            let code = match e.interrupted_by() {
+                Some(signal) => 128 + signal,
+                None => e.class().exit_code(),
+            };
+            let code = u8::try_from(code).unwrap_or(1);
             ExitCode::from(code)
         }
     }
@@ -265,6 +275,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                     dir,
                     options: a.mount_options,
                 }),
+                cancel: signals::install(),
+                force: a.force,
             };
             let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
             if report.fs_bytes < report.target_bytes {
