@@ -327,12 +327,57 @@ fn rollback(dm: &dyn DeviceMapper, cause: DmError, undo: Vec<Undo>) -> DmError {
     }
 }
 
-/// Remove `<name>` then `<name>_dif`. Nothing is removed if `<name>` is open.
+/// Remove `<name>` then `<name>_dif`, if they form a LUKS2 crypt-over-integrity stack of one
+/// header, as activation makes them (and as `cryptsetup open` of such a header does). Nothing
+/// is removed if `<name>` is open.
 ///
-/// Any mapping with a cryptsetup dm UUID (`CRYPT-...`) is accepted: this is what `cleanup`
-/// removes, mappings of this tool as well as of cryptsetup. A run undoing its own activation
-/// uses [`remove_ours`] instead.
+/// Anything else by that name (a plain dm-crypt or LUKS volume without integrity, a device of
+/// another tool) is refused with [`DmError::NotAStack`]: its key may live only in the kernel.
+/// [`remove_any_crypt`] is the forced variant; a run undoing its own activation uses
+/// [`remove_ours`].
 pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome, DmError> {
+    let crypt = dm.info(name.as_str())?;
+    let dif = dm.info(&name.integrity_name())?;
+    let refuse = |reason: &'static str| DmError::NotAStack {
+        name: name.to_string(),
+        reason,
+    };
+    let header_of = |uuid: &str, prefix: &str, device: &str| -> Option<String> {
+        let rest = uuid.strip_prefix(prefix)?;
+        let (hex, tail) = rest.split_at_checked(32)?;
+        let ok = hex.bytes().all(|b| b.is_ascii_hexdigit()) && tail.strip_prefix('-') == Some(device);
+        ok.then(|| hex.to_owned())
+    };
+    let crypt_header = match &crypt {
+        Some(i) => Some(
+            header_of(&i.uuid, "CRYPT-LUKS2-", name.as_str())
+                .ok_or_else(|| refuse("its dm UUID is not that of a LUKS2 volume"))?,
+        ),
+        None => None,
+    };
+    let dif_header = match &dif {
+        Some(i) => Some(
+            header_of(&i.uuid, "CRYPT-INTEGRITY-", &name.integrity_name())
+                .ok_or_else(|| refuse("the device under it is not its LUKS2 integrity layer"))?,
+        ),
+        None => None,
+    };
+    match (crypt_header, dif_header) {
+        (Some(_), None) => return Err(refuse("it has no integrity layer")),
+        (Some(c), Some(d)) if c != d => {
+            return Err(refuse("its two layers belong to different headers"))
+        }
+        _ => {}
+    }
+    remove_any_crypt(dm, name)
+}
+
+/// Remove `<name>` then `<name>_dif` if their dm UUIDs are cryptsetup's (`CRYPT-...`), of any
+/// kind: `cleanup --force`. Nothing is removed if `<name>` is open.
+pub fn remove_any_crypt(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+) -> Result<RemoveOutcome, DmError> {
     remove_matching(dm, name, &|_, uuid| uuid.starts_with("CRYPT-"))
 }
 

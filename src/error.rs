@@ -18,6 +18,7 @@ use crate::key::KeyError;
 use crate::luks::LuksError;
 use crate::name::NameError;
 use crate::resize::ResizeError;
+use crate::signature::{Found, SignatureError};
 use crate::sparse::SparseError;
 use crate::step::Step;
 
@@ -46,6 +47,9 @@ pub enum Error {
     /// Growing the filesystem online failed.
     #[error(transparent)]
     Resize(#[from] ResizeError),
+    /// Probing the source for existing data failed.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// A step of `encrypt` or `cleanup` failed; `source` says how.
     #[error("{step} for {}", device.display())]
     Pipeline {
@@ -114,6 +118,11 @@ pub enum Refusal {
     InUse,
     /// A fast start was asked for without a mount: the filesystem can only grow mounted.
     FastStartNeedsMount,
+    /// The source holds a signature (file system, partition table, RAID or LVM member, swap,
+    /// a LUKS volume not made by scratchcrypt) and the caller did not force the run.
+    HoldsData(Found),
+    /// The source holds several signatures at once (libblkid would not choose one).
+    HoldsSeveralSignatures,
     /// Not a fast-started filesystem this tool can grow.
     NotGrowable,
     /// Too small for header, integrity metadata and ext4.
@@ -129,7 +138,10 @@ impl Refusal {
     /// The class of this refusal.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Refusal::Locked | Refusal::InUse => ErrorClass::Busy,
+            Refusal::Locked
+            | Refusal::InUse
+            | Refusal::HoldsData(_)
+            | Refusal::HoldsSeveralSignatures => ErrorClass::Busy,
             _ => ErrorClass::InvalidInput,
         }
     }
@@ -151,6 +163,14 @@ impl fmt::Display for Refusal {
             }
             Refusal::InUse => f.write_str(
                 "is in use (mounted, part of a device-mapper table, or held open exclusively)",
+            ),
+            Refusal::HoldsData(found) => write!(
+                f,
+                "holds {found}: encrypting would destroy it (use --force to write over it)"
+            ),
+            Refusal::HoldsSeveralSignatures => f.write_str(
+                "holds several signatures at once (see `wipefs -n`): encrypting would destroy \
+                 them (use --force to write over it)",
             ),
             Refusal::FastStartNeedsMount => f.write_str(
                 "cannot start small without a mount point: the file system grows online, \
@@ -180,6 +200,7 @@ impl Error {
             Error::Luks(e) => e.class(),
             Error::Dm(e) => e.class(),
             Error::Resize(e) => e.class(),
+            Error::Signature(e) => e.class(),
             Error::Pipeline { source, .. } => source.class(),
             Error::Io { source, .. } => class_of_io(source),
             Error::Refused { reason, .. } => reason.class(),

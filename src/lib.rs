@@ -39,7 +39,8 @@
 //! - base types, importing only the floor: `cancel`, `key`, `params`, `superblock`, `extent`, `name`,
 //!   `blockdev`, `kernel`, `step`, `loopdev`;
 //! - over them: `keyring` and `dm_table`;
-//! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`, `resize`;
+//! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`, `resize`,
+//!   `signature` (the data guard);
 //! - `error` aggregates the leaves' errors; `pipeline` runs the job; the command-line tool
 //!   (`src/bin/scratchcrypt`) uses only this public API.
 //!
@@ -83,6 +84,7 @@ internal_modules! {
     params;
     pipeline;
     resize;
+    signature;
     sparse;
     step;
     superblock;
@@ -118,6 +120,7 @@ pub use pipeline::{
     GrowOptions, GrowReport, GrowState, GrowthStatus,
 };
 pub use resize::ResizeError;
+pub use signature::{Found, SignatureError};
 pub use sparse::SparseError;
 pub use step::Step;
 pub use superblock::SuperblockError;

@@ -164,5 +164,48 @@ impl LuksError {
     }
 }
 
+/// How a header read back from the disk differs from what [`Libcryptsetup::format`] asked
+/// for, if it does: cipher, mode, integrity algorithm, sector size, key and tag size, and a
+/// data offset inside the metadata area we sized. A disk the host controls may return anything
+/// between our write and our read; the tables built from these values must be ours.
+pub fn differs_from_request(params: &LuksParams) -> Option<String> {
+    use crate::params::{CIPHER, INTEGRITY, SECTOR_SIZE};
+    /// Two header copies of 16 KiB and the 4 KiB keyslots area, in sectors; libcryptsetup
+    /// aligns the data segment up to at most 1 MiB beyond that (sectors).
+    const MIN_OFFSET: u64 = (2 * 16384 + 4096) / 512;
+    const MAX_OFFSET: u64 = MIN_OFFSET + 2048;
+    let text = |field: &str, want: &dyn std::fmt::Display, got: &dyn std::fmt::Display| {
+        Some(format!("{field} is {got}, not the {want} that was written"))
+    };
+    if params.cipher != CIPHER.0 {
+        return text("the cipher", &format!("{:?}", CIPHER.0), &format!("{:?}", params.cipher));
+    }
+    if params.cipher_mode != CIPHER.1 {
+        let got = format!("{:?}", params.cipher_mode);
+        return text("the cipher mode", &format!("{:?}", CIPHER.1), &got);
+    }
+    if params.integrity != INTEGRITY {
+        let got = format!("{:?}", params.integrity);
+        return text("the integrity algorithm", &format!("{INTEGRITY:?}"), &got);
+    }
+    if params.sector_size != SECTOR_SIZE {
+        return text("the sector size", &SECTOR_SIZE, &params.sector_size);
+    }
+    if params.key_size != crate::key::VOLUME_KEY_BYTES {
+        return text("the volume key size", &crate::key::VOLUME_KEY_BYTES, &params.key_size);
+    }
+    if params.tag_size != libcryptsetup::TAG_SIZE {
+        return text("the integrity tag size", &libcryptsetup::TAG_SIZE, &params.tag_size);
+    }
+    if !(MIN_OFFSET..=MAX_OFFSET).contains(&params.data_offset_sectors) {
+        return Some(format!(
+            "the data offset is sector {}, outside the {MIN_OFFSET}..={MAX_OFFSET} of the \
+             metadata area that was written",
+            params.data_offset_sectors
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,11 @@ use uuid::Uuid;
 /// Encryption sector size in bytes (the Go original used `--sector-size 4096`).
 pub const SECTOR_SIZE: u32 = 4096;
 
+/// The LUKS2 `subsystem` field of every header scratchcrypt writes: how the data guard
+/// recognises a previous scratch disk (re-made without `--force`, as at every boot) among the
+/// LUKS volumes it must not destroy. `blkid -p` shows it as `SUBSYSTEM=scratchcrypt`.
+pub const LUKS2_SUBSYSTEM: &str = "scratchcrypt";
+
 /// Cipher and mode given to libcryptsetup.
 pub const CIPHER: (&str, &str) = ("aes", "xts-plain64");
 

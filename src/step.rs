@@ -13,6 +13,8 @@ use serde::Serialize;
 pub enum Step {
     /// Waiting for the source and checking it.
     ProbeSource,
+    /// Looking for someone's data on the source (the data guard).
+    CheckData,
     /// Checking that the mapping names are free.
     CheckNames,
     /// Drawing the volume key.
@@ -49,6 +51,7 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Step::ProbeSource => "check the source device",
+            Step::CheckData => "check the source for existing data",
             Step::CheckNames => "check the mapping names",
             Step::GenerateKey => "generate the volume key",
             Step::FormatHeader => "format the LUKS2 header",

@@ -53,10 +53,21 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     m.insert("format", vec!["class", "extent"]);
     m.insert("sparse", vec!["class", "extent", "blockdev"]);
     m.insert("resize", vec!["class", "extent"]);
+    m.insert("signature", vec!["class", "params"]);
     m.insert(
         "error",
         vec![
-            "cancel", "class", "dm", "format", "key", "luks", "name", "resize", "sparse", "step",
+            "cancel",
+            "class",
+            "dm",
+            "format",
+            "key",
+            "luks",
+            "name",
+            "resize",
+            "signature",
+            "sparse",
+            "step",
         ],
     );
     // The tests' one skip rule (tests/support/skip.rs, included under cfg(test)) is a floor

@@ -89,6 +89,17 @@ pub enum DmError {
         /// Its dm UUID.
         uuid: String,
     },
+    /// `cleanup` found something by that name that is not a LUKS2 crypt-over-integrity stack.
+    #[error(
+        "mapping {name} is not a LUKS2 crypt-over-integrity stack ({reason}); refusing to \
+         remove it (use --force to remove it anyway)"
+    )]
+    NotAStack {
+        /// The name.
+        name: String,
+        /// What does not fit.
+        reason: &'static str,
+    },
     /// The key does not fit the header.
     #[error("the header expects a {header}-byte volume key, got {given} bytes")]
     KeySize {
@@ -144,7 +155,10 @@ impl DmError {
             DmError::NameInUse { .. } | DmError::Busy { .. } | DmError::BusyOnRemove { .. } => {
                 ErrorClass::Busy
             }
-            DmError::NotOurs { .. } | DmError::KeySize { .. } | DmError::Table(_) => {
+            DmError::NotOurs { .. }
+            | DmError::NotAStack { .. }
+            | DmError::KeySize { .. }
+            | DmError::Table(_) => {
                 ErrorClass::InvalidInput
             }
             DmError::Superblock { source, .. } => source.class(),

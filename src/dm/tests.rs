@@ -294,18 +294,53 @@ fn ebusy_on_remove_is_busy() {
     assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
 }
 
-/// A leftover `_dif` alone is removed; a device that is not cryptsetup's is left alone.
+/// A leftover `_dif` alone is removed; anything not shaped as a LUKS2 crypt-over-integrity
+/// stack is left alone unless forced, and a non-cryptsetup device even then.
 #[test]
 fn partial_and_foreign_mappings() {
+    const H: &str = "00112233445566778899aabbccddeeff";
+    const G: &str = "ffeeddccbbaa99887766554433221100";
+    let name = MappingName::new("scratch").unwrap();
     let dm = MockDm::new();
-    dm.insert("scratch_dif", "CRYPT-INTEGRITY-abc-scratch_dif", 0);
-    let out = remove(&dm, &MappingName::new("scratch").unwrap()).unwrap();
+    dm.insert("scratch_dif", &format!("CRYPT-INTEGRITY-{H}-scratch_dif"), 0);
+    let out = remove(&dm, &name).unwrap();
     assert!(!out.crypt_removed && out.integrity_removed);
+
+    type Stack = &'static [(&'static str, &'static str)];
+    let refused: Vec<(Stack, String)> = vec![
+        (&[("scratch", "LVM-something")], String::new()),
+        // a plain LUKS2 volume without integrity: someone's data
+        (&[("scratch", "")], format!("CRYPT-LUKS2-{H}-scratch")),
+        (&[("scratch", "")], format!("CRYPT-PLAIN-{H}-scratch")),
+        (&[("scratch", "")], format!("CRYPT-LUKS2-{H}-other")),
+        (&[("scratch", "")], format!("CRYPT-LUKS2-{}-scratch", &H[..30])),
+    ];
+    for (stack, uuid) in refused {
+        let dm = MockDm::new();
+        for (n, u) in stack {
+            dm.insert(n, if u.is_empty() { &uuid } else { u }, 0);
+        }
+        let e = remove(&dm, &name).unwrap_err();
+        assert!(
+            matches!(e, DmError::NotAStack { .. }),
+            "{stack:?} {uuid}: {e:?}"
+        );
+        assert_eq!(e.class(), ErrorClass::InvalidInput);
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(dm.device_names(), vec!["scratch"]);
+        let forced = remove_any_crypt(&dm, &name);
+        if uuid.starts_with("CRYPT-") {
+            assert!(forced.unwrap().crypt_removed);
+        } else {
+            assert!(matches!(forced, Err(DmError::NotOurs { .. })), "{forced:?}");
+        }
+    }
+    // Two layers of different headers are not one stack.
     let dm = MockDm::new();
-    dm.insert("scratch", "LVM-something", 0);
-    let e = remove(&dm, &MappingName::new("scratch").unwrap()).unwrap_err();
-    assert!(matches!(e, DmError::NotOurs { .. }), "{e:?}");
-    assert_eq!(dm.device_names(), vec!["scratch"]);
+    dm.insert("scratch", &format!("CRYPT-LUKS2-{H}-scratch"), 0);
+    dm.insert("scratch_dif", &format!("CRYPT-INTEGRITY-{G}-scratch_dif"), 0);
+    assert!(matches!(remove(&dm, &name), Err(DmError::NotAStack { .. })));
+    assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
 }
 
 /// The hex placement puts the key into a secret table and never touches the keyring.

@@ -15,7 +15,7 @@ use crate::superblock::read_integrity_superblock;
 /// Integrity tag size of `hmac(sha256)` with a non-random IV: the 32-byte HMAC
 /// (`INTEGRITY_tag_size`, `lib/integrity/integrity.c`). Only used to size the journal; the
 /// tag size activation uses is read back from the superblock.
-const TAG_SIZE: u32 = 32;
+pub(super) const TAG_SIZE: u32 = 32;
 
 /// The dm-integrity journal asked for at format: one section, the smallest the kernel lays out
 /// (132 KiB with 4096-byte sectors; see `src/luks/raw_format.rs`). We activate without a journal,
@@ -269,7 +269,7 @@ fn read_params(
             sb.provided_data_sectors
         )));
     }
-    Ok(LuksParams {
+    let params = LuksParams {
         uuid,
         data_offset_sectors,
         sector_size,
@@ -278,5 +278,7 @@ fn read_params(
         integrity,
         tag_size: u32::from(sb.tag_size),
         key_size,
-    })
+    };
+    // The disk is untrusted (the host controls it): what came back must be what we asked for.
+    super::differs_from_request(&params).map_or(Ok(params), |what| Err(bad(what)))
 }

@@ -109,6 +109,8 @@ impl RawDevice {
         let cipher = CString::new(spec.cipher).map_err(LibcryptErr::NullError)?;
         let mode = CString::new(spec.cipher_mode).map_err(LibcryptErr::NullError)?;
         let integrity = CString::new(spec.integrity).map_err(LibcryptErr::NullError)?;
+        let subsystem =
+            CString::new(crate::params::LUKS2_SUBSYSTEM).map_err(LibcryptErr::NullError)?;
         // Every string and key of the integrity parameters stays NULL: for LUKS2 the
         // integrity algorithm comes from `crypt_params_luks2.integrity`, and journal MAC and
         // encryption are unsupported (`_crypt_format_luks2`). Zero means "kernel default" for
@@ -141,12 +143,12 @@ impl RawDevice {
             data_device: ptr::null(),
             sector_size: spec.sector_size,
             label: ptr::null(),
-            subsystem: ptr::null(),
+            subsystem: subsystem.as_ptr(),
         };
         // SAFETY: `self.raw` is the live context owned by `self.cd` (not freed before `self`
         // drops), and `&mut self` means no other borrow of it is in use. Every pointer handed
         // over points into locals of this frame (`cipher`, `mode`, `integrity`, `ip`,
-        // `params`) or into `key`, all alive until the call returns; libcryptsetup copies
+        // `params`, `subsystem`) or into `key`, all alive until the call returns; libcryptsetup copies
         // what it keeps (the volume key into its own locked buffer, the cipher strings into
         // the header) and does not retain the parameter pointers (`_crypt_format_luks2`,
         // `lib/setup.c` 2.6). `key.len()` is the exact length of the key buffer. The string

@@ -36,3 +36,36 @@ fn format_of_missing_path_names_it() {
     assert_eq!(e.class(), ErrorClass::InvalidInput, "{e:?}");
 }
 
+
+/// What a hostile disk could hand back instead of our header is refused, field by field.
+#[test]
+fn a_header_read_back_must_be_the_one_requested() {
+    let ours = || LuksParams {
+        uuid: uuid::Uuid::nil(),
+        data_offset_sectors: 72,
+        sector_size: 4096,
+        cipher: "aes".into(),
+        cipher_mode: "xts-plain64".into(),
+        integrity: "hmac(sha256)".into(),
+        tag_size: 32,
+        key_size: 96,
+    };
+    assert_eq!(super::differs_from_request(&ours()), None);
+    type Tamper = fn(&mut LuksParams);
+    let cases: [(Tamper, &str); 8] = [
+        (|p| p.cipher = "cipher_null".into(), "the cipher"),
+        (|p| p.cipher_mode = "ecb".into(), "the cipher mode"),
+        (|p| p.integrity = "none".into(), "the integrity algorithm"),
+        (|p| p.sector_size = 512, "the sector size"),
+        (|p| p.key_size = 32, "the volume key size"),
+        (|p| p.tag_size = 4, "the integrity tag size"),
+        (|p| p.data_offset_sectors = 0, "the data offset"),
+        (|p| p.data_offset_sectors = u64::MAX, "the data offset"),
+    ];
+    for (tamper, field) in cases {
+        let mut p = ours();
+        tamper(&mut p);
+        let what = super::differs_from_request(&p).unwrap_or_default();
+        assert!(what.starts_with(field), "{field}: {what:?}");
+    }
+}

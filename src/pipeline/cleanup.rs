@@ -24,6 +24,9 @@ pub struct CleanupOptions {
     pub unmount: bool,
     /// Where to look for temp dirs left by killed runs (default: `$TMPDIR`, else `/tmp`).
     pub temp_dir: Option<PathBuf>,
+    /// Remove any cryptsetup mapping of that name (`CRYPT-` dm UUID), not only a LUKS2
+    /// crypt-over-integrity stack.
+    pub force: bool,
 }
 
 /// What [`cleanup`] did.
@@ -83,7 +86,12 @@ pub fn cleanup_with(
             }
         }
     }
-    let outcome = dm::remove(dm, name).map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    let remove = if options.force {
+        dm::remove_any_crypt
+    } else {
+        dm::remove
+    };
+    let outcome = remove(dm, name).map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
     Ok(CleanupOutcome {
         name: name.to_string(),
         existed: outcome.existed(),

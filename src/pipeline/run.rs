@@ -15,6 +15,7 @@ use crate::error::{Error, Refusal, Result};
 use crate::format;
 use crate::key::VolumeKey;
 use crate::name::MappingName;
+use crate::signature::{self, Verdict};
 use crate::sparse;
 use crate::step::Step;
 use uuid::Uuid;
@@ -150,6 +151,25 @@ fn encrypt_steps(
             },
         ));
     }
+    if !options.force {
+        let refuse = |reason| {
+            at(
+                Step::CheckData,
+                source,
+                Error::Refused {
+                    path: source.to_path_buf(),
+                    reason,
+                },
+            )
+        };
+        match signature::probe(source).map_err(|e| at(Step::CheckData, source, e.into()))? {
+            Verdict::Empty | Verdict::Ours => {}
+            Verdict::Foreign(found) => return Err(refuse(Refusal::HoldsData(found))),
+            Verdict::Ambiguous => return Err(refuse(Refusal::HoldsSeveralSignatures)),
+        }
+    }
+    run.done(Step::CheckData)?;
+
     dm::ensure_names_free(system.dm, name).map_err(|e| at(Step::CheckNames, source, e.into()))?;
     run.done(Step::CheckNames)?;
 

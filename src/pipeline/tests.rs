@@ -221,6 +221,7 @@ fn encrypt_builds_a_clean_file_system_and_reports() {
         report.steps.iter().map(|s| s.step).collect::<Vec<_>>(),
         vec![
             Step::ProbeSource,
+            Step::CheckData,
             Step::CheckNames,
             Step::GenerateKey,
             Step::FormatHeader,
@@ -696,4 +697,37 @@ fn the_zeroing_stops_at_the_next_chunk() {
     assert_eq!(err.interrupted_by(), Some(libc::SIGINT));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     w.assert_nothing_left();
+}
+
+/// A source holding a file system is refused before anything is written, and left
+/// byte-for-byte as it was; `force` writes over it.
+#[test]
+fn a_source_with_a_file_system_is_refused_unless_forced() {
+    let w = World::new(64 << 20);
+    let made = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "precious"])
+        .arg(&w.source)
+        .output();
+    if made.is_err() {
+        crate::test_skip::cannot_run(
+            "pipeline::tests::a_source_with_a_file_system_is_refused_unless_forced",
+            "needs mke2fs (scripts/deps.sh installs it)",
+        );
+        return;
+    }
+    let before = std::fs::read(&w.source).unwrap();
+    let err = w.run(&w.options()).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::CheckData), "{}", err.line());
+    assert_eq!(err.class(), ErrorClass::Busy);
+    let line = err.line();
+    assert!(line.contains("holds ext4 (filesystem) labelled \"precious\""), "{line}");
+    assert!(line.contains("--force"), "{line}");
+    assert_eq!(w.luks.calls(), 0);
+    w.assert_nothing_left();
+    assert!(std::fs::read(&w.source).unwrap() == before, "the refused source was changed");
+
+    let mut forced = w.options();
+    forced.force = true;
+    w.run(&forced).unwrap();
+    assert_eq!(w.luks.calls(), 1);
 }

@@ -148,6 +148,10 @@ struct CleanupArgs {
     /// process is gone are removed.
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
+    /// Remove any cryptsetup mapping of that name, not only a LUKS2 crypt-over-integrity
+    /// stack (a plain dm-crypt or LUKS volume loses its data with its key).
+    #[arg(long)]
+    force: bool,
     /// Print one JSON object instead of a note.
     #[arg(long)]
     json: bool,
@@ -294,6 +298,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &CleanupOptions {
                     unmount: a.unmount,
                     temp_dir: a.temp_dir,
+                    force: a.force,
                 },
             )?;
             if a.json {

@@ -2,7 +2,7 @@
 
 # Device-mapper devices the scenarios create themselves; everything else must be gone after a
 # refused or failed run.
-OURS_RE='^(flaky|taken|hold|tiny)$'
+OURS_RE='^(flaky|taken|hold|tiny|victim)$'
 
 # No mapping of scratchcrypt's and no private temp dir may be left.
 no_leftovers() { # LABEL

@@ -46,6 +46,33 @@ echo "MATRIX|partition-beside-mounted|scratchcrypt encrypt /dev/vdb1|0|$(cat /ru
 $SC cleanup part || fail "cleanup part failed"
 umount /mnt
 
+# --- the data guard (issue 14): someone's file system is refused (exit 4) and left
+# byte-for-byte as it was; --force writes over it; a scratchcrypt disk is re-made without it
+sum_vdb2() { gdd if=/dev/vdb2 bs=1M count=8 iflag=direct status=none | md5sum; }
+before=$(sum_vdb2)
+expect 4 "holds ext4 (filesystem)" holds-ext4 - -- $SC encrypt /dev/vdb2
+[ "$(sum_vdb2)" = "$before" ] || fail "holds-ext4: the refused device was written to"
+$SC encrypt /dev/vdb2 --name forced --force >/dev/null 2>/run/err ||
+    fail "encrypt --force over ext4 failed: $(cat /run/err)"
+echo "MATRIX|force-over-ext4|scratchcrypt encrypt /dev/vdb2 --force|0|-|no"
+$SC cleanup forced || fail "cleanup forced failed"
+$SC encrypt /dev/vdb2 --name remade >/dev/null 2>/run/err ||
+    fail "re-making a scratchcrypt disk without --force failed: $(cat /run/err)"
+echo "MATRIX|remake-own-disk|scratchcrypt encrypt /dev/vdb2 (holds a scratchcrypt header)|0|-|no"
+$SC cleanup remade || fail "cleanup remade failed"
+mkswap /dev/vdb2 >/dev/null 2>&1 || fail "mkswap vdb2 failed"
+expect 4 "holds swap" holds-swap - -- $SC encrypt /dev/vdb2
+
+# --- cleanup touches only LUKS2 crypt-over-integrity stacks (issue 14): a plain LUKS2-named
+# mapping without integrity is refused, left in place, and removed only with --force
+dmsetup create victim -u CRYPT-LUKS2-00112233445566778899aabbccddeeff-victim --table "0 8 error" ||
+    fail "dmsetup create victim failed"
+expect 3 "not a LUKS2 crypt-over-integrity stack" cleanup-not-a-stack - -- $SC cleanup victim
+dmsetup info victim >/dev/null 2>&1 || fail "cleanup-not-a-stack: the refused mapping was removed"
+$SC cleanup victim --force || fail "cleanup --force victim failed"
+! dmsetup info victim >/dev/null 2>&1 || fail "cleanup --force left victim"
+echo "MATRIX|cleanup-force|scratchcrypt cleanup victim --force|0|-|-"
+
 # --- the temp dir cannot hold the image (the header is already written: device not untouched)
 mkdir -p /rfs /small /rotmp
 mount -t ramfs ramfs /rfs
@@ -60,7 +87,8 @@ kmsg_require_clean "bad input, busy devices, partitions, temp dirs"
 # --- a write error on the device while zeroing: the source's tail is the error target
 dmsetup create flaky --table "0 131072 linear /dev/vdb1 0
 131072 131072 error" || fail "dmsetup create flaky failed"
-expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl
+# --force: the data guard cannot read the error region either (a probe read error refuses).
+expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl --force
 dmsetup remove flaky
 kmsg_start # the rest is checked by `pass` again
 
