@@ -3,7 +3,7 @@
 #
 # Build: pkg-config, libclang-dev (bindgen), libcryptsetup-dev, libdevmapper-dev (devicemapper-sys
 # probes it with pkg-config; also pulled in by libcryptsetup-dev), libext2fs-dev + comerr-dev
-# (static libext2fs.a, libcom_err.a).
+# (static libext2fs.a, libcom_err.a), libblkid-dev (the data guard, libblkid-rs).
 # Tests: e2fsprogs (e2fsck/dumpe2fs/mke2fs as oracles), fuse3 (strict-read device), and for the
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
 # oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev
+    pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev libblkid-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs
 )
