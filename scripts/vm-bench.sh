@@ -74,7 +74,7 @@ EOF
         /^BENCH-BYTES / { kv($0, a); if (a["round"] == 1) bytes[a["recipe"]] = $4; next }
         /^BENCH / {
             kv($0, a); r = a["recipe"]; k = ++runs[r]
-            secs[r, k] = a["seconds"]; secs_round[r, a["round"]] = a["seconds"]
+            secs[r, k] = a["seconds"] + 0; secs_round[r, a["round"]] = a["seconds"] + 0
             if (a["round"] > maxround) maxround = a["round"]
             if (a["ready"] != "yes") notready[r]++
             if (a["round"] == 1) {

@@ -184,6 +184,8 @@ run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
     umount /mnt 2>/dev/null
     if [ -f /run/sc.json ]; then
         sed -n '/"written"/,/}/p' /run/sc.json | tr -d ' \n' | sed "s/^/BENCH-BYTES recipe=$recipe round=$round /" && echo
+        # Where the time went: the report's step times (bench analysis, not the verdict).
+        sed -n '/"steps"/,/]/p' /run/sc.json | tr -d ' \n' | sed "s/^/BENCH-STEPS recipe=$recipe round=$round /" && echo
         [ ! -e "/dev/mapper/$nm" ] || scratchcrypt cleanup "$nm" >/dev/null
     else
         cryptsetup close "$nm"
