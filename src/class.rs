@@ -23,6 +23,10 @@ pub enum ErrorClass {
     Io,
     /// The work failed and undoing it failed too: something may be left behind.
     RollbackFailed,
+    /// The operating system refused for lack of privilege (EACCES, EPERM): not root, a missing
+    /// capability (CAP_SYS_ADMIN; CAP_SYS_RESOURCE for online growth), a device node or
+    /// `/dev/mapper/control` that may not be opened.
+    PermissionDenied,
     /// A signal (or the caller's cancel token) stopped the work; what it had created was
     /// rolled back. The command-line tool exits with 128 + the signal number.
     Interrupted,
@@ -38,6 +42,7 @@ impl ErrorClass {
             ErrorClass::Unsupported => 5,
             ErrorClass::Io => 6,
             ErrorClass::RollbackFailed => 7,
+            ErrorClass::PermissionDenied => 8,
             // 128 + SIGINT: the conventional status; the tool uses the actual signal.
             ErrorClass::Interrupted => 130,
         }
@@ -52,9 +57,39 @@ pub fn class_of_io(err: &std::io::Error) -> ErrorClass {
         | Some(libc::EINVAL)
         | Some(libc::ENAMETOOLONG) => ErrorClass::InvalidInput,
         Some(libc::EBUSY) | Some(libc::EEXIST) => ErrorClass::Busy,
+        Some(libc::EACCES) | Some(libc::EPERM) => ErrorClass::PermissionDenied,
         Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
             ErrorClass::Unsupported
         }
         _ => ErrorClass::Io,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Permission errors keep their own class (and exit status), apart from other I/O errors.
+    #[test]
+    fn os_errors_are_classed() {
+        let class = |e| class_of_io(&std::io::Error::from_raw_os_error(e));
+        assert_eq!(class(libc::EACCES), ErrorClass::PermissionDenied);
+        assert_eq!(class(libc::EPERM), ErrorClass::PermissionDenied);
+        assert_eq!(class(libc::EIO), ErrorClass::Io);
+        assert_eq!(class(libc::EBUSY), ErrorClass::Busy);
+        assert_eq!(class(libc::ENODEV), ErrorClass::Unsupported);
+        assert_eq!(class(libc::ENOENT), ErrorClass::InvalidInput);
+        let codes: Vec<i32> = [
+            ErrorClass::InvalidInput,
+            ErrorClass::Busy,
+            ErrorClass::Unsupported,
+            ErrorClass::Io,
+            ErrorClass::RollbackFailed,
+            ErrorClass::PermissionDenied,
+        ]
+        .iter()
+        .map(|c| c.exit_code())
+        .collect();
+        assert_eq!(codes, vec![3, 4, 5, 6, 7, 8]);
     }
 }

@@ -145,3 +145,43 @@ fn copy_extents_copies_data_at_its_offsets() {
         "a hole of the source overwrote the destination"
     );
 }
+
+#[path = "support/skip.rs"]
+mod skip;
+
+/// A device the user may not open is a permission error (exit 8) that keeps the OS error, not
+/// an I/O failure.
+#[test]
+fn a_device_that_may_not_be_opened_exits_8() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "cli::a_device_that_may_not_be_opened_exits_8";
+    if !nix::unistd::geteuid().is_root()
+        || Command::new("setpriv").arg("--version").output().is_err()
+    {
+        skip::cannot_run(
+            test,
+            "needs root (to make a device node) and setpriv (util-linux)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = dir.path().join("disk");
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(7, 250),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_scratchcrypt"))
+        .args(["encrypt", node.to_str().unwrap(), "--wait-timeout", "0"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(err.contains(node.to_str().unwrap()), "{err}");
+}

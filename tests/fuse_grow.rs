@@ -94,7 +94,7 @@ fn has_cap_sys_resource() -> bool {
     eff & (1 << 24) != 0
 }
 
-/// Without CAP_SYS_RESOURCE: the growth fails with the kernel's EPERM, as an I/O-class error
+/// Without CAP_SYS_RESOURCE: the growth fails with the kernel's EPERM, as a permission error
 /// naming the step and the mount, and the filesystem keeps its size and stays mountable.
 fn check_refused_growth(p: &Prepared, dir: &Path, m: Ext4Mount) {
     eprintln!(
@@ -114,7 +114,7 @@ fn check_refused_growth(p: &Prepared, dir: &Path, m: Ext4Mount) {
         "{}",
         err.line()
     );
-    assert_eq!(err.class(), scratchcrypt::ErrorClass::Io);
+    assert_eq!(err.class(), scratchcrypt::ErrorClass::PermissionDenied);
     let st = nix::sys::statvfs::statvfs(dir).unwrap();
     assert!(
         st.blocks() * st.fragment_size() <= INITIAL,

@@ -106,6 +106,19 @@ impl Run<'_, '_> {
     }
 }
 
+/// The panic guard: a run dropped with undo actions still registered is being unwound by a
+/// panic (the error path drains them in [`Run::fail`], success clears them), so roll back here,
+/// best effort, before the panic goes on. A panicking progress callback must not leave a mapping
+/// and a temp dir behind any more than an error does.
+impl Drop for Run<'_, '_> {
+    fn drop(&mut self) {
+        if !self.undo.is_empty() {
+            // The cause only labels a rollback report nobody receives: the panic goes on.
+            let _ = self.fail(Error::Interrupted { signal: 0 });
+        }
+    }
+}
+
 pub(super) fn run_encrypt(
     system: &System<'_>,
     source: &Path,

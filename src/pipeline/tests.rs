@@ -731,3 +731,18 @@ fn a_source_with_a_file_system_is_refused_unless_forced() {
     w.run(&forced).unwrap();
     assert_eq!(w.luks.calls(), 1);
 }
+
+/// A panic in the middle (here: in the caller's progress callback) rolls back like an error.
+#[test]
+fn a_panic_mid_run_rolls_back_everything() {
+    let w = World::new(64 << 20);
+    let mut options = w.options();
+    options.progress = Some(std::sync::Arc::new(|at, _, _| {
+        if at == Step::CopyImage {
+            panic!("progress callback panics on purpose");
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&options)));
+    assert!(result.is_err(), "the panic must reach the caller");
+    w.assert_nothing_left();
+}

@@ -60,7 +60,8 @@ $SC encrypt /dev/vdb2 --name remade >/dev/null 2>/run/err ||
     fail "re-making a scratchcrypt disk without --force failed: $(cat /run/err)"
 echo "MATRIX|remake-own-disk|scratchcrypt encrypt /dev/vdb2 (holds a scratchcrypt header)|0|-|no"
 $SC cleanup remade || fail "cleanup remade failed"
-mkswap /dev/vdb2 >/dev/null 2>&1 || fail "mkswap vdb2 failed"
+# (busybox mkswap leaves the old LUKS header at offset 0 in place; util-linux mkswap would wipe it)
+gdd if=/dev/zero of=/dev/vdb2 bs=1M count=1 oflag=direct status=none && mkswap /dev/vdb2 >/dev/null 2>&1 || fail "mkswap vdb2 failed"
 expect 4 "holds swap" holds-swap - -- $SC encrypt /dev/vdb2
 
 # --- cleanup touches only LUKS2 crypt-over-integrity stacks (issue 14): a plain LUKS2-named
