@@ -41,3 +41,18 @@ fn vm_reliability_concurrency_kill_and_key_hygiene() {
         binary(),
     );
 }
+
+/// Load: four disks encrypted, mounted, written and cleaned up in parallel for ten rounds (one
+/// fast start among them); nothing leaks: dm devices, keys, temp dirs, mounts, growth records,
+/// growers.
+#[test]
+fn vm_reliability_load_leaks_nothing() {
+    vmharness::run_scenario_on(
+        "vm_reliability_load_leaks_nothing",
+        "rel_load.sh",
+        "rel-load",
+        "256M",
+        4,
+        binary(),
+    );
+}

@@ -88,7 +88,9 @@ kmsg_require_clean "bad input, busy devices, partitions, temp dirs"
 # --- a write error on the device while zeroing: the source's tail is the error target
 dmsetup create flaky --table "0 131072 linear /dev/vdb1 0
 131072 131072 error" || fail "dmsetup create flaky failed"
-# --force: the data guard cannot read the error region either (a probe read error refuses).
+# The data guard cannot read the error region either: a probe read error refuses the run...
+expect 6 "check the source for existing data" probe-read-error - -- $SC encrypt /dev/mapper/flaky --name fl
+# ...and --force skips the guard, so the write error while zeroing is reached.
 expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl --force
 dmsetup remove flaky
 kmsg_start # the rest is checked by `pass` again

@@ -1,0 +1,56 @@
+# Reliability, part 3 (issue 14, item 7): load. Four disks encrypted, mounted, written and cleaned
+# up in parallel, ten rounds, one fast start with its grower among them in every round; after
+# every round nothing may be left: no dm device, no key in /proc/keys, no temp dir, no mount, no
+# growth record, no grower; the grower holds only its lock and the standard descriptors.
+# Disks: /dev/vda../dev/vdd, 256 MiB each.
+. /guest/lib.sh
+. /guest/rel_lib.sh
+SC=scratchcrypt
+kmsg_start
+ROUNDS=10
+disks="vda vdb vdc vdd"
+round=1
+while [ $round -le $ROUNDS ]; do
+    pids=""
+    for d in $disks; do
+        mkdir -p /mnt/$d
+        extra=""
+        [ $d = vdd ] && extra="--fast-start --initial-size 128M"
+        (
+            $SC encrypt /dev/$d --name l$d --mount /mnt/$d $extra >/run/$d.out 2>/run/$d.err || exit 1
+            gdd if=/dev/urandom of=/mnt/$d/data bs=1M count=8 conv=fsync status=none || exit 2
+            exit 0
+        ) &
+        pids="$pids $!"
+    done
+    n=0
+    for p in $pids; do
+        n=$((n + 1))
+        wait $p || fail "round $round: run $n failed ($?): $(cat /run/*.err)"
+    done
+    # The fast start's grower: a detached process of ours with almost nothing open.
+    gpid=$(sed -n 's/.*"grower_pid": *\([0-9]*\).*/\1/p' /run/scratchcrypt/lvdd.json 2>/dev/null)
+    if [ -n "$gpid" ] && [ -d /proc/$gpid ]; then
+        fds=$(ls /proc/$gpid/fd 2>/dev/null | wc -l)
+        [ "$fds" -le 6 ] || fail "round $round: the grower holds $fds descriptors: $(ls -l /proc/$gpid/fd)"
+    fi
+    pids=""
+    for d in $disks; do
+        $SC cleanup l$d --unmount >/dev/null 2>/run/$d.cerr &
+        pids="$pids $!"
+    done
+    for p in $pids; do wait $p || fail "round $round: a cleanup failed: $(cat /run/*.cerr)"; done
+    # Nothing of ours is left.
+    no_leftovers "round $round"
+    require_no_mapping
+    ! grep -q cryptsetup /proc/keys || fail "round $round: keys left: $(grep cryptsetup /proc/keys)"
+    ! grep -q /dev/mapper /proc/mounts || fail "round $round: mounts left: $(grep /dev/mapper /proc/mounts)"
+    [ -z "$(ls /run/scratchcrypt 2>/dev/null)" ] || fail "round $round: growth records left: $(ls /run/scratchcrypt)"
+    [ -z "$gpid" ] || [ ! -d /proc/$gpid ] || [ "$(cat /proc/$gpid/stat | cut -d' ' -f3)" = Z ] ||
+        fail "round $round: the grower $gpid outlived cleanup"
+    log "round $round: clean"
+    round=$((round + 1))
+done
+echo "MATRIX|load|4 disks in parallel (one fast start), encrypt+mount+write+cleanup, $ROUNDS rounds|0|no mapping, key, temp dir, mount, record or grower left after any round|-"
+kmsg_require_clean "load"
+pass
