@@ -47,6 +47,7 @@ use crate::keyring::KeyringKey;
 use crate::name::MappingName;
 use crate::params::LuksParams;
 use crate::superblock::{read_integrity_superblock, IntegritySuperblock};
+use devicemapper::{DmName, DmNameBuf, DmUuid, DmUuidBuf};
 use uuid::Uuid;
 
 /// A device number.
@@ -80,21 +81,21 @@ pub trait DeviceMapper {
     /// How a table refers to `path`: `major:minor` of a block device.
     fn device_ref(&self, path: &Path) -> Result<String, DmError>;
     /// The device called `name`, or `None` if there is none.
-    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError>;
+    fn info(&self, name: &DmName) -> Result<Option<DmInfo>, DmError>;
     /// Create an empty device with a dm UUID.
-    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError>;
+    fn create(&self, name: &DmName, uuid: &DmUuid) -> Result<DevNum, DmError>;
     /// Load `table` into the inactive slot of `name` (always with `DM_SECURE_DATA`).
-    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError>;
+    fn load(&self, name: &DmName, table: &TableLine) -> Result<(), DmError>;
     /// Make the loaded table live; `udev` says which udev rules may act on the uevent.
-    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError>;
+    fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError>;
     /// Remove the device.
-    fn remove(&self, name: &str) -> Result<(), DmError>;
+    fn remove(&self, name: &DmName) -> Result<(), DmError>;
     /// Which of `targets` the kernel does not list (DM_LIST_VERSIONS).
     fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError>;
     /// Make sure `/dev/mapper/<name>` exists for `dev`.
-    fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
+    fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError>;
     /// Remove `/dev/mapper/<name>` if we made it.
-    fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError>;
+    fn remove_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError>;
 }
 
 /// Which udev rules may act on a device's activation uevent (passed in the ioctl's udev flags,
@@ -145,16 +146,18 @@ impl RemoveOutcome {
 
 /// Undo actions of the activation transaction.
 enum Undo {
-    Device(String),
-    Node(String, DevNum),
+    Device(DmNameBuf),
+    Node(DmNameBuf, DevNum),
 }
 
 /// Check, before anything is written to the source, that `<name>` and `<name>_dif` are free.
 /// The pipeline calls this before formatting; [`activate`] checks again.
 pub fn ensure_names_free(dm: &dyn DeviceMapper, name: &MappingName) -> Result<(), DmError> {
-    for n in [name.as_str().to_owned(), name.integrity_name()] {
-        if dm.info(&n)?.is_some() {
-            return Err(DmError::NameInUse { name: n });
+    for n in [name.dm_name(), name.integrity_dm_name()] {
+        if dm.info(n)?.is_some() {
+            return Err(DmError::NameInUse {
+                name: n.to_string(),
+            });
         }
     }
     Ok(())
@@ -215,8 +218,8 @@ pub fn activate_with(
         key,
         sb: &sb,
         dif_table: &dif_table,
-        crypt_name: &crypt_name,
-        dif_name: &dif_name,
+        crypt_name: name.dm_name(),
+        dif_name: name.integrity_dm_name(),
         placement,
     };
     match steps.run(dm, &mut undo) {
@@ -237,8 +240,8 @@ struct Steps<'a> {
     key: &'a VolumeKey,
     sb: &'a IntegritySuperblock,
     dif_table: &'a TableLine,
-    crypt_name: &'a str,
-    dif_name: &'a str,
+    crypt_name: &'a DmName,
+    dif_name: &'a DmName,
     placement: KeyPlacement,
 }
 
@@ -254,7 +257,8 @@ impl Steps<'_> {
             dif_name,
             placement,
         } = *self;
-        let dif_dev = dm.create(dif_name, &integrity_dm_uuid(&params.uuid, dif_name))?;
+        let dif_uuid = dm_uuid(integrity_dm_uuid(&params.uuid, &dif_name.to_string()))?;
+        let dif_dev = dm.create(dif_name, &dif_uuid)?;
         undo.push(Undo::Device(dif_name.to_owned()));
         load_checked(dm, dif_name, dif_table)?;
         dm.resume(dif_name, UdevRules::Private)?;
@@ -272,7 +276,8 @@ impl Steps<'_> {
             None => KeyRef::Hex(key),
         };
         let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref)?;
-        let crypt_dev = dm.create(crypt_name, &crypt_dm_uuid(&params.uuid, crypt_name))?;
+        let crypt_uuid = dm_uuid(crypt_dm_uuid(&params.uuid, &crypt_name.to_string()))?;
+        let crypt_dev = dm.create(crypt_name, &crypt_uuid)?;
         undo.push(Undo::Device(crypt_name.to_owned()));
         let loaded = load_checked(dm, crypt_name, &crypt);
         // The table holds its own copy now (or failed): the keyring copy goes either way.
@@ -292,13 +297,18 @@ impl Steps<'_> {
 }
 
 /// Load a table; if the kernel refuses it, tell whether the target type is missing.
-fn load_checked(dm: &dyn DeviceMapper, name: &str, table: &TableLine) -> Result<(), DmError> {
+/// A dm UUID built by `dm_table` (always short enough), as device-mapper takes it.
+fn dm_uuid(uuid: String) -> Result<DmUuidBuf, DmError> {
+    DmUuidBuf::new(uuid.clone()).map_err(|_| DmError::InvalidUuid { uuid })
+}
+
+fn load_checked(dm: &dyn DeviceMapper, name: &DmName, table: &TableLine) -> Result<(), DmError> {
     match dm.load(name, table) {
         Ok(()) => Ok(()),
         Err(e) => match dm.missing_targets(&[table.target]) {
             Ok(missing) if !missing.is_empty() => Err(DmError::MissingTarget {
                 target: table.target,
-                name: name.to_owned(),
+                name: name.to_string(),
             }),
             _ => Err(e),
         },
@@ -336,8 +346,8 @@ fn rollback(dm: &dyn DeviceMapper, cause: DmError, undo: Vec<Undo>) -> DmError {
 /// [`remove_any_crypt`] is the forced variant; a run undoing its own activation uses
 /// [`remove_ours`].
 pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome, DmError> {
-    let crypt = dm.info(name.as_str())?;
-    let dif = dm.info(&name.integrity_name())?;
+    let crypt = dm.info(name.dm_name())?;
+    let dif = dm.info(name.integrity_dm_name())?;
     let refuse = |reason: &'static str| DmError::NotAStack {
         name: name.to_string(),
         reason,
@@ -407,8 +417,8 @@ fn remove_matching(
 ) -> Result<RemoveOutcome, DmError> {
     let crypt_name = name.as_str();
     let dif_name = name.integrity_name();
-    let crypt = dm.info(crypt_name)?;
-    let dif = dm.info(&dif_name)?;
+    let crypt = dm.info(name.dm_name())?;
+    let dif = dm.info(name.integrity_dm_name())?;
     for (n, info) in [(crypt_name, &crypt), (dif_name.as_str(), &dif)] {
         if let Some(i) = info {
             if !ours(n, &i.uuid) {
@@ -442,14 +452,16 @@ fn remove_matching(
     // once both are gone.
     let mut node_error = None;
     if let Some(i) = crypt {
-        dm.remove(crypt_name).map_err(busy_if_ebusy(crypt_name))?;
+        dm.remove(name.dm_name())
+            .map_err(busy_if_ebusy(crypt_name))?;
         outcome.crypt_removed = true;
-        node_error = dm.remove_node(crypt_name, i.dev).err();
+        node_error = dm.remove_node(name.dm_name(), i.dev).err();
     }
     if let Some(i) = dif {
-        dm.remove(&dif_name).map_err(busy_if_ebusy(&dif_name))?;
+        dm.remove(name.integrity_dm_name())
+            .map_err(busy_if_ebusy(&dif_name))?;
         outcome.integrity_removed = true;
-        if let Err(e) = dm.remove_node(&dif_name, i.dev) {
+        if let Err(e) = dm.remove_node(name.integrity_dm_name(), i.dev) {
             node_error.get_or_insert(e);
         }
     }

@@ -10,6 +10,8 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use devicemapper::{DmName, DmNameBuf};
+
 /// Longest device-mapper name the kernel accepts (`DM_NAME_LEN` is 128 including the NUL).
 pub const DM_NAME_MAX: usize = 127;
 
@@ -33,8 +35,15 @@ pub struct NameError {
 }
 
 /// A validated name for the crypt mapping; `<name>_dif` is valid as well.
+///
+/// It carries both device-mapper names as devicemapper's [`DmNameBuf`], the type the
+/// device-mapper seam (`dm::DeviceMapper`) takes, so no unchecked string reaches an
+/// ioctl.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MappingName(String);
+pub struct MappingName {
+    crypt: DmNameBuf,
+    integrity: DmNameBuf,
+}
 
 impl MappingName {
     /// Validate `name` as a mapping name.
@@ -66,7 +75,18 @@ impl MappingName {
         if !name.bytes().all(|b| b.is_ascii_graphic()) {
             return reject("only printable ASCII without spaces is allowed");
         }
-        Ok(MappingName(name.to_owned()))
+        Self::from_checked(name).ok_or(NameError {
+            name: name.to_owned(),
+            reason: "device-mapper refuses it",
+        })
+    }
+
+    /// Both device-mapper names of a name that passed our (stricter) checks.
+    fn from_checked(name: &str) -> Option<Self> {
+        Some(MappingName {
+            crypt: DmNameBuf::new(name.to_owned()).ok()?,
+            integrity: DmNameBuf::new(format!("{name}{INTEGRITY_SUFFIX}")).ok()?,
+        })
     }
 
     /// The default name for `source` (see [`crypt_device_name`]).
@@ -81,29 +101,44 @@ impl MappingName {
     /// assert_eq!(name.mapper_path(), Path::new("/dev/mapper/dm-crypt--dev-vdb"));
     /// ```
     pub fn for_source(source: &Path) -> MappingName {
-        // crypt_device_name only emits ASCII alphanumerics and `-`, within the length limit.
-        MappingName(crypt_device_name(source))
+        // crypt_device_name only emits ASCII alphanumerics and `-`, within the length limit,
+        // so this cannot fail; the fallback keeps that promise without a panic.
+        let name = crypt_device_name(source);
+        Self::from_checked(&name)
+            .or_else(|| Self::from_checked(DEFAULT_PREFIX.trim_end_matches('-')))
+            .unwrap_or_else(|| unreachable!("`dm-crypt` is a valid device-mapper name"))
     }
 
     /// The crypt device's name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // A DmName is built from a &str, so its bytes are UTF-8.
+        std::str::from_utf8(self.crypt.as_bytes()).unwrap_or_default()
+    }
+
+    /// The crypt device's name as device-mapper takes it.
+    pub fn dm_name(&self) -> &DmName {
+        &self.crypt
+    }
+
+    /// The dm-integrity device's name (`<name>_dif`) as device-mapper takes it.
+    pub fn integrity_dm_name(&self) -> &DmName {
+        &self.integrity
     }
 
     /// The name of the dm-integrity device under it: `<name>_dif`.
     pub fn integrity_name(&self) -> String {
-        format!("{}{}", self.0, INTEGRITY_SUFFIX)
+        self.integrity.to_string()
     }
 
     /// `/dev/mapper/<name>`.
     pub fn mapper_path(&self) -> std::path::PathBuf {
-        Path::new("/dev/mapper").join(&self.0)
+        Path::new("/dev/mapper").join(self.as_str())
     }
 }
 
 impl fmt::Display for MappingName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

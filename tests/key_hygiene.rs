@@ -39,17 +39,19 @@ struct Watching {
     at_load: RefCell<Vec<Findings>>,
 }
 
+use devicemapper::{DmName, DmUuid};
+
 impl DeviceMapper for Watching {
     fn device_ref(&self, path: &Path) -> Result<String, DmError> {
         self.inner.device_ref(path)
     }
-    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError> {
+    fn info(&self, name: &DmName) -> Result<Option<DmInfo>, DmError> {
         self.inner.info(name)
     }
-    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError> {
+    fn create(&self, name: &DmName, uuid: &DmUuid) -> Result<DevNum, DmError> {
         self.inner.create(name, uuid)
     }
-    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError> {
+    fn load(&self, name: &DmName, table: &TableLine) -> Result<(), DmError> {
         if table.target == "crypt" {
             self.at_load
                 .borrow_mut()
@@ -57,19 +59,19 @@ impl DeviceMapper for Watching {
         }
         self.inner.load(name, table)
     }
-    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
+    fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError> {
         self.inner.resume(name, udev)
     }
-    fn remove(&self, name: &str) -> Result<(), DmError> {
+    fn remove(&self, name: &DmName) -> Result<(), DmError> {
         self.inner.remove(name)
     }
     fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError> {
         self.inner.missing_targets(targets)
     }
-    fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
+    fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
         self.inner.make_node(name, dev)
     }
-    fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
+    fn remove_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
         self.inner.remove_node(name, dev)
     }
 }

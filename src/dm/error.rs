@@ -100,6 +100,12 @@ pub enum DmError {
         /// What does not fit.
         reason: &'static str,
     },
+    /// A dm UUID device-mapper would not take (too long, or with a forbidden byte).
+    #[error("device-mapper refuses the dm UUID {uuid:?}")]
+    InvalidUuid {
+        /// The UUID.
+        uuid: String,
+    },
     /// The key does not fit the header.
     #[error("the header expects a {header}-byte volume key, got {given} bytes")]
     KeySize {
@@ -157,6 +163,7 @@ impl DmError {
             }
             DmError::NotOurs { .. }
             | DmError::NotAStack { .. }
+            | DmError::InvalidUuid { .. }
             | DmError::KeySize { .. }
             | DmError::Table(_) => {
                 ErrorClass::InvalidInput

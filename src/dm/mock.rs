@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 
+use devicemapper::{DmName, DmUuid};
+
 use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
 use crate::dm_table::TableLine;
 
@@ -159,7 +161,8 @@ impl DeviceMapper for MockDm {
             .ok_or_else(|| source(io::Error::from_raw_os_error(libc::EINVAL)))
     }
 
-    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError> {
+    fn info(&self, name: &DmName) -> Result<Option<DmInfo>, DmError> {
+        let name = &name.to_string();
         self.enter("info", name)?;
         Ok(self.state.borrow().devices.get(name).map(|d| DmInfo {
             dev: d.dev,
@@ -168,7 +171,9 @@ impl DeviceMapper for MockDm {
         }))
     }
 
-    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError> {
+    fn create(&self, name: &DmName, uuid: &DmUuid) -> Result<DevNum, DmError> {
+        let name = &name.to_string();
+        let uuid = &uuid.to_string();
         self.enter("create", name)?;
         if self.state.borrow().devices.contains_key(name) {
             return Err(DmError::Ioctl {
@@ -183,7 +188,8 @@ impl DeviceMapper for MockDm {
             .ok_or_else(|| Self::missing("create", name))
     }
 
-    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError> {
+    fn load(&self, name: &DmName, table: &TableLine) -> Result<(), DmError> {
+        let name = &name.to_string();
         self.enter("load", name)?;
         let mut s = self.state.borrow_mut();
         if !s.targets.iter().any(|t| t == table.target) {
@@ -201,7 +207,8 @@ impl DeviceMapper for MockDm {
         Ok(())
     }
 
-    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
+    fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError> {
+        let name = &name.to_string();
         self.enter("resume", name)?;
         self.state
             .borrow_mut()
@@ -218,7 +225,8 @@ impl DeviceMapper for MockDm {
         Ok(())
     }
 
-    fn remove(&self, name: &str) -> Result<(), DmError> {
+    fn remove(&self, name: &DmName) -> Result<(), DmError> {
+        let name = &name.to_string();
         self.enter("remove", name)?;
         let mut s = self.state.borrow_mut();
         match s.devices.get(name) {
@@ -245,13 +253,15 @@ impl DeviceMapper for MockDm {
             .collect())
     }
 
-    fn make_node(&self, name: &str, _dev: DevNum) -> Result<(), DmError> {
+    fn make_node(&self, name: &DmName, _dev: DevNum) -> Result<(), DmError> {
+        let name = &name.to_string();
         self.enter("make_node", name)?;
         self.state.borrow_mut().nodes.insert(name.to_owned());
         Ok(())
     }
 
-    fn remove_node(&self, name: &str, _dev: DevNum) -> Result<(), DmError> {
+    fn remove_node(&self, name: &DmName, _dev: DevNum) -> Result<(), DmError> {
+        let name = &name.to_string();
         self.enter("remove_node", name)?;
         self.state.borrow_mut().nodes.remove(name);
         Ok(())

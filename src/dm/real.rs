@@ -77,10 +77,6 @@ fn ioctl<'a>(
     }
 }
 
-fn dm_name<'a>(step: &'static str, name: &'a str) -> Result<&'a DmName, DmError> {
-    DmName::new(name).map_err(ioctl(step, name))
-}
-
 /// `mknod` a node of `kind` with mode 0600 at `path`.
 fn make_node(path: &Path, kind: libc::mode_t, major: u32, minor: u32) -> Result<(), DmError> {
     let err = |source| DmError::Node {
@@ -135,8 +131,9 @@ impl DeviceMapper for RealDm {
         ))
     }
 
-    fn info(&self, name: &str) -> Result<Option<DmInfo>, DmError> {
-        let n = dm_name("query", name)?;
+    fn info(&self, name: &DmName) -> Result<Option<DmInfo>, DmError> {
+        let n = name;
+        let name = &name.to_string();
         match self.dm.device_info(&DevId::Name(n)) {
             Ok(i) => Ok(Some(DmInfo {
                 dev: DevNum {
@@ -164,12 +161,12 @@ impl DeviceMapper for RealDm {
         }
     }
 
-    fn create(&self, name: &str, uuid: &str) -> Result<DevNum, DmError> {
-        let n = dm_name("create", name)?;
-        let u = DmUuid::new(uuid).map_err(ioctl("create", name))?;
+    fn create(&self, name: &DmName, uuid: &DmUuid) -> Result<DevNum, DmError> {
+        let n = name;
+        let name = &name.to_string();
         let i = self
             .dm
-            .device_create(n, Some(u), DmOptions::default())
+            .device_create(n, Some(uuid), DmOptions::default())
             .map_err(ioctl("create", name))?;
         Ok(DevNum {
             major: i.device().major,
@@ -177,8 +174,9 @@ impl DeviceMapper for RealDm {
         })
     }
 
-    fn load(&self, name: &str, table: &TableLine) -> Result<(), DmError> {
-        let n = dm_name("load the table of", name)?;
+    fn load(&self, name: &DmName, table: &TableLine) -> Result<(), DmError> {
+        let n = name;
+        let name = &name.to_string();
         let mut targets = vec![(
             0u64,
             table.length,
@@ -196,8 +194,9 @@ impl DeviceMapper for RealDm {
         r.map(|_| ()).map_err(ioctl("load the table of", name))
     }
 
-    fn resume(&self, name: &str, udev: UdevRules) -> Result<(), DmError> {
-        let n = dm_name("resume", name)?;
+    fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError> {
+        let n = name;
+        let name = &name.to_string();
         let options = match udev {
             UdevRules::Private => DmOptions::private(),
             UdevRules::NoProbe => {
@@ -210,8 +209,9 @@ impl DeviceMapper for RealDm {
             .map_err(ioctl("resume", name))
     }
 
-    fn remove(&self, name: &str) -> Result<(), DmError> {
-        let n = dm_name("remove", name)?;
+    fn remove(&self, name: &DmName) -> Result<(), DmError> {
+        let n = name;
+        let name = &name.to_string();
         self.dm
             .device_remove(&DevId::Name(n), DmOptions::default())
             .map(|_| ())
@@ -230,8 +230,8 @@ impl DeviceMapper for RealDm {
             .collect())
     }
 
-    fn make_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
-        let path = node_path(name);
+    fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
+        let path = node_path(&name.to_string());
         if Path::new(UDEV_CONTROL).exists() {
             let start = Instant::now();
             while start.elapsed() < UDEV_WAIT {
@@ -259,8 +259,8 @@ impl DeviceMapper for RealDm {
         make_node(&path, libc::S_IFBLK, dev.major, dev.minor)
     }
 
-    fn remove_node(&self, name: &str, dev: DevNum) -> Result<(), DmError> {
-        let path = node_path(name);
+    fn remove_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
+        let path = node_path(&name.to_string());
         if is_node_for(&path, dev) {
             fs::remove_file(&path).map_err(|source| DmError::Node {
                 step: "remove the device node",

@@ -73,7 +73,7 @@ pub fn cleanup_with(
     let mut unmounted = Vec::new();
     if options.unmount {
         if let Some(info) = dm
-            .info(name.as_str())
+            .info(name.dm_name())
             .map_err(|e| at(Step::Unmount, &mapper, e.into()))?
         {
             for dir in find_mounts(info.dev.major, info.dev.minor)
