@@ -99,6 +99,31 @@ fn vm_fast_start_4g() {
     run_scenario("vm_fast_start_4g", "fast_start.sh", "fast-start-4g", "4G");
 }
 
+/// Negative controls of the growth: a fast start grown without zeroing the new groups' bitmaps,
+/// or without the new last block, must make the kernel read a never-written block (integrity
+/// errors, failed growth); with everything zeroed it grows cleanly. Runs the `grow_unzeroed`
+/// example (the library with a test hook that drops zero ranges).
+#[test]
+fn vm_grow_negative_controls() {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "grow_unzeroed"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the grow_unzeroed example failed");
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/vm-<hash> -> target/<profile>/examples/grow_unzeroed
+    let profile = exe.parent().unwrap().parent().unwrap();
+    vmharness::run_scenario_on(
+        "vm_grow_negative_controls",
+        "grow_negative.sh",
+        "grow-negative",
+        "2G",
+        3,
+        &profile.join("examples/grow_unzeroed"),
+    );
+}
+
 /// Negative control, partial defect, 1 GiB: scratchcrypt's own plan and copy, but group 0's
 /// inode table never written; the stress must fail with integrity errors from ext4's phases.
 #[test]
