@@ -10,13 +10,16 @@ now() { cut -d' ' -f1 /proc/uptime; }
 written() { awk '{print $7 * 512}' "/sys/block/$1/stat"; }
 json_num() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" "$2" | head -n 1; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b - a }'; }
+# FAST_ARGS (from /guest/fast.conf): extra `encrypt --fast-start` options, e.g. --initial-size 128M.
+FAST_ARGS=""
+[ -f /guest/fast.conf ] && . /guest/fast.conf
 kmsg_start
 mkdir -p /mnt/f /mnt/g /mnt/h
 
 # 1. Fast start, then the growth alone.
 w0=$(written vda)
 t0=$(now)
-scratchcrypt encrypt /dev/vda --name f --mount /mnt/f --fast-start --json >/run/f.json ||
+scratchcrypt encrypt /dev/vda --name f --mount /mnt/f --fast-start $FAST_ARGS --json >/run/f.json ||
     fail "encrypt --fast-start failed"
 ready=$(since "$t0")
 w1=$(written vda)
@@ -41,7 +44,7 @@ umount /mnt/g
 scratchcrypt cleanup g >/dev/null || fail "cleanup g failed"
 
 # 3. A writer at full speed from the first instant, while the file system grows.
-scratchcrypt encrypt /dev/vdc --name h --mount /mnt/h --fast-start >/dev/null || fail "encrypt h failed"
+scratchcrypt encrypt /dev/vdc --name h --mount /mnt/h --fast-start $FAST_ARGS >/dev/null || fail "encrypt h failed"
 t0=$(now)
 gdd if=/dev/zero of=/mnt/h/fill bs=1M count=1024 conv=fsync status=none 2>/run/fill.err &
 fill=$!
