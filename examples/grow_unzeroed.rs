@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use scratchcrypt::resize::GrowStep;
-use scratchcrypt::{ByteRange, EncryptOptions, FormatOptions, GrowOptions, MappingName, MountRequest};
+use scratchcrypt::{
+    ByteRange, EncryptOptions, FormatOptions, GrowOptions, MappingName, MountRequest,
+};
 
 /// Whether `r` holds the step's new last block (the block the kernel reads first).
 fn holds_last_block(step: &GrowStep, r: &ByteRange) -> bool {
@@ -23,12 +25,20 @@ fn holds_last_block(step: &GrowStep, r: &ByteRange) -> bool {
 
 /// Zero only the new last block: the bitmaps of the new groups stay unwritten.
 fn no_bitmaps(step: &GrowStep) -> Vec<ByteRange> {
-    step.zero.iter().filter(|r| holds_last_block(step, r)).copied().collect()
+    step.zero
+        .iter()
+        .filter(|r| holds_last_block(step, r))
+        .copied()
+        .collect()
 }
 
 /// Zero everything but the new last block.
 fn no_last_block(step: &GrowStep) -> Vec<ByteRange> {
-    step.zero.iter().filter(|r| !holds_last_block(step, r)).copied().collect()
+    step.zero
+        .iter()
+        .filter(|r| !holds_last_block(step, r))
+        .copied()
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -71,7 +81,10 @@ fn main() -> ExitCode {
     };
     match scratchcrypt::grow(&name, &grow) {
         Ok(report) => {
-            println!("grown to {} bytes in {} steps", report.fs_bytes, report.steps);
+            println!(
+                "grown to {} bytes in {} steps",
+                report.fs_bytes, report.steps
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

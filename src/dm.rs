@@ -355,7 +355,8 @@ pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome
     let header_of = |uuid: &str, prefix: &str, device: &str| -> Option<String> {
         let rest = uuid.strip_prefix(prefix)?;
         let (hex, tail) = rest.split_at_checked(32)?;
-        let ok = hex.bytes().all(|b| b.is_ascii_hexdigit()) && tail.strip_prefix('-') == Some(device);
+        let ok =
+            hex.bytes().all(|b| b.is_ascii_hexdigit()) && tail.strip_prefix('-') == Some(device);
         ok.then(|| hex.to_owned())
     };
     let crypt_header = match &crypt {

@@ -131,12 +131,13 @@ pub fn keyring_description(uuid: &Uuid) -> String {
 /// and integrity (`lib/utils_crypt.c`): `aes` + `xts-plain64` + `hmac(sha256)` gives
 /// `capi:authenc(hmac(sha256),xts(aes))-plain64`.
 pub fn capi_cipher_spec(params: &LuksParams) -> Result<String, TableError> {
-    let (mode, iv) = params
-        .cipher_mode
-        .split_once('-')
-        .ok_or_else(|| TableError::NoIvGenerator {
-            mode: params.cipher_mode.clone(),
-        })?;
+    let (mode, iv) =
+        params
+            .cipher_mode
+            .split_once('-')
+            .ok_or_else(|| TableError::NoIvGenerator {
+                mode: params.cipher_mode.clone(),
+            })?;
     if !params.integrity.starts_with("hmac(") {
         return Err(TableError::NotHmac {
             integrity: params.integrity.clone(),

@@ -333,7 +333,10 @@ mod tests {
         };
         assert_eq!(rolled.step(), Some(Step::TempDir));
         let line = rolled.line();
-        assert!(line.contains("; rolling back also failed: remove /rotmp/x: "), "{line}");
+        assert!(
+            line.contains("; rolling back also failed: remove /rotmp/x: "),
+            "{line}"
+        );
         assert!(line.contains("; unmount /mnt: "), "{line}");
         assert_eq!(rolled.class(), ErrorClass::RollbackFailed);
     }
@@ -349,6 +352,11 @@ mod tests {
         assert_eq!(refused(Refusal::Locked).class(), ErrorClass::Busy);
         let small = refused(Refusal::TooSmall { size: 5, min: 10 });
         assert_eq!(small.class(), ErrorClass::InvalidInput);
-        assert!(small.to_string().starts_with("/dev/x is too small: 5 bytes"), "{small}");
+        assert!(
+            small
+                .to_string()
+                .starts_with("/dev/x is too small: 5 bytes"),
+            "{small}"
+        );
     }
 }

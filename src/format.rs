@@ -51,15 +51,15 @@ use std::time::{Duration, Instant};
 use serde::{Serialize, Serializer};
 
 use crate::class::{class_of_io, ErrorClass};
+pub use crate::extent::ByteRange;
 use crate::extent::ExtentError;
 pub use fs::Ext2Error;
 use fs::Ext2Fs;
-pub use geometry::{Geometry, RequestError, BLOCK_SIZE};
 #[cfg(any(test, feature = "test-support"))]
 pub use geometry::SizeClass;
-use plan::RangeBuilder;
-pub use crate::extent::ByteRange;
+pub use geometry::{Geometry, RequestError, BLOCK_SIZE};
 pub use plan::data_extents;
+use plan::RangeBuilder;
 
 /// libext2fs is not thread-safe in general (com_err tables, global I/O manager state): one
 /// image at a time per process.
@@ -307,9 +307,11 @@ pub fn build_image(
         .map_err(ext2("lay out the filesystem (ext2fs_initialize)"))?;
     // ext2fs_initialize drops a last group too small for its own metadata, as mke2fs does.
     let blocks = fs.block_count();
-    let uuid = opts
-        .uuid
-        .unwrap_or_else(|| *uuid::Builder::from_random_bytes(rand::random()).as_uuid().as_bytes());
+    let uuid = opts.uuid.unwrap_or_else(|| {
+        *uuid::Builder::from_random_bytes(rand::random())
+            .as_uuid()
+            .as_bytes()
+    });
     identify(&mut fs, uuid, label);
     if final_blocks.is_some() {
         growth::set_growth_mount_opts(fs.sb_mut());

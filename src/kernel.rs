@@ -43,7 +43,8 @@ pub fn dm_misc_minor(misc: &str) -> Option<u32> {
 
 /// The misc minor of the device-mapper control node, or why there is none.
 pub fn device_mapper_minor() -> Result<u32, ProbeError> {
-    let misc = std::fs::read_to_string(PROC_MISC).map_err(|source| ProbeError::ReadMisc { source })?;
+    let misc =
+        std::fs::read_to_string(PROC_MISC).map_err(|source| ProbeError::ReadMisc { source })?;
     dm_misc_minor(&misc).ok_or(ProbeError::NoEntry)
 }
 
@@ -90,7 +91,10 @@ mod tests {
     #[test]
     fn unlisted_keeps_what_is_missing() {
         let listed = ["striped", "crypt", "linear"];
-        assert_eq!(unlisted(&listed, &["integrity", "crypt"]), vec!["integrity"]);
+        assert_eq!(
+            unlisted(&listed, &["integrity", "crypt"]),
+            vec!["integrity"]
+        );
         assert!(unlisted(&listed, &["crypt"]).is_empty());
     }
 }

@@ -38,11 +38,11 @@ mod accounting;
 mod raw_format;
 
 pub use self::accounting::{format_write_bytes, TagLayout};
+#[cfg(any(test, feature = "test-support"))]
+pub use self::libcryptsetup::last_library_errors;
 pub use self::libcryptsetup::Libcryptsetup;
 #[cfg(any(test, feature = "test-support"))]
 pub use self::libcryptsetup::JOURNAL_BYTES;
-#[cfg(any(test, feature = "test-support"))]
-pub use self::libcryptsetup::last_library_errors;
 #[cfg(any(test, feature = "test-support"))]
 pub use self::mock::{MockFormatter, MOCK_DATA_OFFSET_SECTORS};
 #[cfg(any(test, feature = "test-support"))]
@@ -178,7 +178,11 @@ pub fn differs_from_request(params: &LuksParams) -> Option<String> {
         Some(format!("{field} is {got}, not the {want} that was written"))
     };
     if params.cipher != CIPHER.0 {
-        return text("the cipher", &format!("{:?}", CIPHER.0), &format!("{:?}", params.cipher));
+        return text(
+            "the cipher",
+            &format!("{:?}", CIPHER.0),
+            &format!("{:?}", params.cipher),
+        );
     }
     if params.cipher_mode != CIPHER.1 {
         let got = format!("{:?}", params.cipher_mode);
@@ -192,10 +196,18 @@ pub fn differs_from_request(params: &LuksParams) -> Option<String> {
         return text("the sector size", &SECTOR_SIZE, &params.sector_size);
     }
     if params.key_size != crate::key::VOLUME_KEY_BYTES {
-        return text("the volume key size", &crate::key::VOLUME_KEY_BYTES, &params.key_size);
+        return text(
+            "the volume key size",
+            &crate::key::VOLUME_KEY_BYTES,
+            &params.key_size,
+        );
     }
     if params.tag_size != libcryptsetup::TAG_SIZE {
-        return text("the integrity tag size", &libcryptsetup::TAG_SIZE, &params.tag_size);
+        return text(
+            "the integrity tag size",
+            &libcryptsetup::TAG_SIZE,
+            &params.tag_size,
+        );
     }
     if !(MIN_OFFSET..=MAX_OFFSET).contains(&params.data_offset_sectors) {
         return Some(format!(

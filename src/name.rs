@@ -178,7 +178,6 @@ pub fn crypt_device_name(source: &Path) -> String {
     name
 }
 
-
 /// FNV-1a, 64 bit: tiny, dependency-free and stable across versions and platforms.
 fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

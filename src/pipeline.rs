@@ -57,16 +57,16 @@ use crate::luks::{Libcryptsetup, LuksFormatter};
 use crate::name::MappingName;
 use crate::step::Step;
 
-pub use cleanup::{cleanup, CleanupOptions, CleanupOutcome};
 #[cfg(any(test, feature = "test-support"))]
 pub use cleanup::cleanup_with;
+pub use cleanup::{cleanup, CleanupOptions, CleanupOutcome};
+#[cfg(any(test, feature = "test-support"))]
+pub use devices::SourceInfo;
 pub use devices::{BlockDevices, SystemDevices};
 pub use grow::{
     grow, grow_holding, grow_mounted, growth_status, is_growing, stop_grower, GrowLock,
     GrowOptions, GrowReport, GrowState, GrowthStatus,
 };
-#[cfg(any(test, feature = "test-support"))]
-pub use devices::SourceInfo;
 pub use mount::MountRequest;
 pub use report::{copy_file_extents, CopyReport, EncryptReport, StepTime, WrittenBytes};
 use run::run_encrypt;
@@ -267,4 +267,3 @@ fn at(step: Step, device: &Path, err: Error) -> Error {
         source: Box::new(err),
     }
 }
-

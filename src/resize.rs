@@ -185,8 +185,7 @@ impl Ext4Geometry {
         if blocks == 0 || blocks > 1 << 32 {
             return Err(bad("the block count", blocks));
         }
-        if inodes_per_group == 0 || inodes_per_group > BLOCK_SIZE * 8 || inodes_per_group % 8 != 0
-        {
+        if inodes_per_group == 0 || inodes_per_group > BLOCK_SIZE * 8 || inodes_per_group % 8 != 0 {
             return Err(bad("inodes per group", inodes_per_group));
         }
         if !(128..=BLOCK_SIZE).contains(&inode_size) || !inode_size.is_power_of_two() {

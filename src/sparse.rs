@@ -49,10 +49,10 @@ mod copy;
 mod probe;
 mod zero;
 
+pub use crate::extent::Extents;
 pub use copy::copy_extents;
 #[cfg(any(test, feature = "test-support"))]
 pub use copy::{copy_extents_with_buffer, CopyStats, BUFFER_SIZE};
-pub use crate::extent::Extents;
 pub use probe::check_holes_supported;
 #[cfg(any(test, feature = "test-support"))]
 pub use probe::{fs_type_name, HoleSupport};
@@ -60,7 +60,10 @@ pub use probe::{fs_type_name, HoleSupport};
 ///
 /// `file` may be a regular file or a block device (a block device is one extent: the kernel
 /// reports it all as data).
-pub fn data_extents<'a>(file: &'a std::fs::File, path: &'a std::path::Path) -> Result<Extents<'a>, SparseError> {
+pub fn data_extents<'a>(
+    file: &'a std::fs::File,
+    path: &'a std::path::Path,
+) -> Result<Extents<'a>, SparseError> {
     Ok(Extents::new(file, path, copy::size_of(file, path)?))
 }
 
@@ -266,11 +269,9 @@ impl SparseError {
             | RangeOutOfBounds { .. }
             | RangesOverlap { .. } => ErrorClass::InvalidInput,
             Query { source, .. } | Probe { source, .. } => crate::class::class_of_io(source),
-            Read { .. }
-            | Truncated { .. }
-            | Write { .. }
-            | Zero { .. }
-            | Fsync { .. } => ErrorClass::Io,
+            Read { .. } | Truncated { .. } | Write { .. } | Zero { .. } | Fsync { .. } => {
+                ErrorClass::Io
+            }
             Stopped { .. } => ErrorClass::Interrupted,
         }
     }

@@ -230,7 +230,6 @@ pub fn read_integrity_superblock(
     }
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

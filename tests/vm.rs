@@ -110,7 +110,10 @@ fn vm_grow_negative_controls() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .unwrap();
-    assert!(status.success(), "building the grow_unzeroed example failed");
+    assert!(
+        status.success(),
+        "building the grow_unzeroed example failed"
+    );
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/vm-<hash> -> target/<profile>/examples/grow_unzeroed
     let profile = exe.parent().unwrap().parent().unwrap();

@@ -56,3 +56,18 @@ fn vm_reliability_load_leaks_nothing() {
         binary(),
     );
 }
+
+/// The disk goes away: the host removes the source (QMP `device_del`) while `encrypt` writes to
+/// it; the run fails with an I/O error instead of hanging, and nothing is left afterwards.
+#[test]
+fn vm_reliability_disk_removed_mid_run() {
+    vmharness::run_scenario_args(
+        "vm_reliability_disk_removed_mid_run",
+        "rel_unplug.sh",
+        "rel-unplug",
+        "2G",
+        2,
+        binary(),
+        &["--hotplug"],
+    );
+}

@@ -80,9 +80,7 @@ pub enum DmError {
     },
     /// The device is not one cryptsetup or we created (or, when a run rolls back, not the
     /// one this run created).
-    #[error(
-        "mapping {name} is not ours (dm UUID {uuid:?}); refusing to remove it"
-    )]
+    #[error("mapping {name} is not ours (dm UUID {uuid:?}); refusing to remove it")]
     NotOurs {
         /// The name.
         name: String,
@@ -165,9 +163,7 @@ impl DmError {
             | DmError::NotAStack { .. }
             | DmError::InvalidUuid { .. }
             | DmError::KeySize { .. }
-            | DmError::Table(_) => {
-                ErrorClass::InvalidInput
-            }
+            | DmError::Table(_) => ErrorClass::InvalidInput,
             DmError::Superblock { source, .. } => source.class(),
             DmError::Rollback { .. } => ErrorClass::RollbackFailed,
         }

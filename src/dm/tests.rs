@@ -302,7 +302,11 @@ fn partial_and_foreign_mappings() {
     const G: &str = "ffeeddccbbaa99887766554433221100";
     let name = MappingName::new("scratch").unwrap();
     let dm = MockDm::new();
-    dm.insert("scratch_dif", &format!("CRYPT-INTEGRITY-{H}-scratch_dif"), 0);
+    dm.insert(
+        "scratch_dif",
+        &format!("CRYPT-INTEGRITY-{H}-scratch_dif"),
+        0,
+    );
     let out = remove(&dm, &name).unwrap();
     assert!(!out.crypt_removed && out.integrity_removed);
 
@@ -313,7 +317,10 @@ fn partial_and_foreign_mappings() {
         (&[("scratch", "")], format!("CRYPT-LUKS2-{H}-scratch")),
         (&[("scratch", "")], format!("CRYPT-PLAIN-{H}-scratch")),
         (&[("scratch", "")], format!("CRYPT-LUKS2-{H}-other")),
-        (&[("scratch", "")], format!("CRYPT-LUKS2-{}-scratch", &H[..30])),
+        (
+            &[("scratch", "")],
+            format!("CRYPT-LUKS2-{}-scratch", &H[..30]),
+        ),
     ];
     for (stack, uuid) in refused {
         let dm = MockDm::new();
@@ -338,7 +345,11 @@ fn partial_and_foreign_mappings() {
     // Two layers of different headers are not one stack.
     let dm = MockDm::new();
     dm.insert("scratch", &format!("CRYPT-LUKS2-{H}-scratch"), 0);
-    dm.insert("scratch_dif", &format!("CRYPT-INTEGRITY-{G}-scratch_dif"), 0);
+    dm.insert(
+        "scratch_dif",
+        &format!("CRYPT-INTEGRITY-{G}-scratch_dif"),
+        0,
+    );
     assert!(matches!(remove(&dm, &name), Err(DmError::NotAStack { .. })));
     assert_eq!(dm.device_names(), vec!["scratch", "scratch_dif"]);
 }

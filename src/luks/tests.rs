@@ -36,7 +36,6 @@ fn format_of_missing_path_names_it() {
     assert_eq!(e.class(), ErrorClass::InvalidInput, "{e:?}");
 }
 
-
 /// What a hostile disk could hand back instead of our header is refused, field by field.
 #[test]
 fn a_header_read_back_must_be_the_one_requested() {

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::mount::find_mounts;
 use super::{at, BlockDevices, SystemDevices};
-use crate::step::Step;
 use crate::dm::{self, DeviceMapper, RealDm};
 use crate::error::{Error, Result};
 use crate::name::MappingName;
+use crate::step::Step;
 
 /// Options of [`cleanup`].
 #[derive(Debug, Clone, Default)]

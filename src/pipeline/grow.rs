@@ -352,7 +352,11 @@ pub fn grow(name: &MappingName, options: &GrowOptions) -> Result<GrowReport> {
 
 /// [`grow`] by a process that already holds the grower's lock (the detached grower of
 /// `encrypt --fast-start`, which inherits it from its parent).
-pub fn grow_holding(name: &MappingName, _lock: &GrowLock, options: &GrowOptions) -> Result<GrowReport> {
+pub fn grow_holding(
+    name: &MappingName,
+    _lock: &GrowLock,
+    options: &GrowOptions,
+) -> Result<GrowReport> {
     let mapper = name.mapper_path();
     let Some(mut state) = GrowState::load(name)? else {
         let status = growth_status(name)?;
@@ -392,14 +396,13 @@ pub struct GrowthStatus {
 pub fn growth_status(name: &MappingName) -> Result<GrowthStatus> {
     let mapper = name.mapper_path();
     let dev = File::open(&mapper).map_err(state_io("open", &mapper))?;
-    let geom = Ext4Geometry::read(&dev, &mapper).map_err(|e| at(Step::Status, &mapper, e.into()))?;
+    let geom =
+        Ext4Geometry::read(&dev, &mapper).map_err(|e| at(Step::Status, &mapper, e.into()))?;
     let state = GrowState::load(name)?;
     let fs_bytes = geom.blocks * 4096;
     Ok(GrowthStatus {
         fs_bytes,
-        target_bytes: state
-            .as_ref()
-            .map_or(fs_bytes, |s| s.target_blocks * 4096),
+        target_bytes: state.as_ref().map_or(fs_bytes, |s| s.target_blocks * 4096),
         growing: is_growing(name)?,
         mount: state.map(|s| s.mount),
     })
@@ -416,7 +419,9 @@ pub fn stop_grower(name: &MappingName) -> Result<()> {
         match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(e) => {
-                return Err(state_io("signal the grower of", &name.mapper_path())(e.into()))
+                return Err(state_io("signal the grower of", &name.mapper_path())(
+                    e.into(),
+                ))
             }
         }
     }

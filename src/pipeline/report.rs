@@ -87,7 +87,6 @@ pub fn peak_rss_bytes() -> u64 {
     }
 }
 
-
 /// The `copy-extents` command: copy `src`'s data extents onto `dst` (a file or block device).
 pub fn copy_file_extents(src: &Path, dst: &Path) -> Result<CopyReport> {
     let open_err = |path: &Path| {

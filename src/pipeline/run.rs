@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::devices::{self, SourceInfo};
+use super::grow::GrowState;
 use super::report::{peak_rss_bytes, EncryptReport, StepTime, WrittenBytes};
 use super::write::{integrity_metadata_bytes, tag_layout, write_image};
 use super::{at, EncryptOptions, System};
 use crate::cancel::CancelToken;
 use crate::class::ErrorClass;
 use crate::dm;
-use super::grow::GrowState;
 use crate::error::{Error, Refusal, Result};
 use crate::format;
 use crate::key::VolumeKey;
@@ -342,4 +342,3 @@ fn prepare_temp_dir(
         Err(e) => Err(at(Step::TempDir, &base, e.into())),
     }
 }
-

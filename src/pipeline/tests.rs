@@ -545,7 +545,11 @@ impl LuksFormatter for NameThief<'_> {
         device: &Path,
         key: &VolumeKey,
     ) -> std::result::Result<crate::params::LuksParams, crate::luks::LuksError> {
-        self.dm.insert("scratch", "CRYPT-LUKS2-0123456789abcdef0123456789abcdef-scratch", 0);
+        self.dm.insert(
+            "scratch",
+            "CRYPT-LUKS2-0123456789abcdef0123456789abcdef-scratch",
+            0,
+        );
         self.inner.format(device, key)
     }
 }
@@ -569,7 +573,11 @@ fn a_name_taken_during_the_run_is_not_removed_by_the_rollback() {
     assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
     assert_eq!(step_of(&err), Some(Step::Activate));
     assert_eq!(w.dm.device_names(), vec!["scratch"]);
-    assert!(!w.dm.calls().iter().any(|c| c.starts_with("remove")), "{:?}", w.dm.calls());
+    assert!(
+        !w.dm.calls().iter().any(|c| c.starts_with("remove")),
+        "{:?}",
+        w.dm.calls()
+    );
 }
 
 /// A run that fails after activating removes exactly its own mapping, and a same-named
@@ -665,10 +673,18 @@ fn a_signal_during_any_step_rolls_back_everything() {
         assert_eq!(step_of(&err), Some(step), "{}", err.line());
         assert_eq!(err.interrupted_by(), Some(libc::SIGTERM), "{}", err.line());
         assert_eq!(err.class(), ErrorClass::Interrupted);
-        assert!(err.line().contains("interrupted by SIGTERM"), "{}", err.line());
+        assert!(
+            err.line().contains("interrupted by SIGTERM"),
+            "{}",
+            err.line()
+        );
         w.assert_nothing_left();
         if step == Step::ProbeSource {
-            assert_eq!(w.luks.calls(), 0, "nothing may be written after an early signal");
+            assert_eq!(
+                w.luks.calls(),
+                0,
+                "nothing may be written after an early signal"
+            );
         }
 
         let mut again = w.options();
@@ -720,11 +736,17 @@ fn a_source_with_a_file_system_is_refused_unless_forced() {
     assert_eq!(step_of(&err), Some(Step::CheckData), "{}", err.line());
     assert_eq!(err.class(), ErrorClass::Busy);
     let line = err.line();
-    assert!(line.contains("holds ext4 (filesystem) labelled \"precious\""), "{line}");
+    assert!(
+        line.contains("holds ext4 (filesystem) labelled \"precious\""),
+        "{line}"
+    );
     assert!(line.contains("--force"), "{line}");
     assert_eq!(w.luks.calls(), 0);
     w.assert_nothing_left();
-    assert!(std::fs::read(&w.source).unwrap() == before, "the refused source was changed");
+    assert!(
+        std::fs::read(&w.source).unwrap() == before,
+        "the refused source was changed"
+    );
 
     let mut forced = w.options();
     forced.force = true;

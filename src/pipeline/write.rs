@@ -130,9 +130,11 @@ pub(super) fn integrity_metadata_bytes(source: &Path, data_offset_sectors: u64) 
     }
 }
 
-
 /// Where the integrity layer keeps its tags: from the superblock, else our format's layout.
-pub(super) fn tag_layout(source: &Path, params: &crate::params::LuksParams) -> crate::luks::TagLayout {
+pub(super) fn tag_layout(
+    source: &Path,
+    params: &crate::params::LuksParams,
+) -> crate::luks::TagLayout {
     match crate::superblock::read_integrity_superblock(source, params.data_offset_sectors) {
         Ok(sb) => crate::luks::TagLayout::from_superblock(&sb),
         Err(_) => crate::luks::TagLayout::ours(params.tag_size),

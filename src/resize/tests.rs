@@ -69,8 +69,18 @@ fn backup_groups_and_partial_last_groups() {
     assert_eq!(step.zero.last().unwrap().start, (3 * GROUP + 4999) * 4096);
     g.blocks = 3 * GROUP + 5000;
     let step = next_step(&g, 3 * GROUP + 6000, 0).unwrap();
-    assert_eq!(step.blocks, 3 * GROUP + 6000, "the partial group is extended");
-    assert_eq!(step.zero, vec![ByteRange { start: (3 * GROUP + 5999) * 4096, len: 4096 }]);
+    assert_eq!(
+        step.blocks,
+        3 * GROUP + 6000,
+        "the partial group is extended"
+    );
+    assert_eq!(
+        step.zero,
+        vec![ByteRange {
+            start: (3 * GROUP + 5999) * 4096,
+            len: 4096
+        }]
+    );
 }
 
 /// Every range of every step lies beyond the filesystem as it is, inside it as it will be.
@@ -80,8 +90,16 @@ fn zeroing_never_touches_the_live_filesystem() {
         let mut g = geometry(groups);
         while let Some(step) = next_step(&g, target, 128 << 10) {
             for r in &step.zero {
-                assert!(r.start >= g.blocks * 4096, "{r:?} inside {} blocks", g.blocks);
-                assert!(r.end() <= step.blocks * 4096, "{r:?} beyond {}", step.blocks);
+                assert!(
+                    r.start >= g.blocks * 4096,
+                    "{r:?} inside {} blocks",
+                    g.blocks
+                );
+                assert!(
+                    r.end() <= step.blocks * 4096,
+                    "{r:?} beyond {}",
+                    step.blocks
+                );
                 assert_eq!(r.start % 4096 + r.len % 4096, 0);
             }
             assert!(step.zero.windows(2).all(|w| w[0].end() <= w[1].start));

@@ -30,13 +30,21 @@ fn our_luks2_subsystem_is_ours() {
 #[test]
 fn someone_elses_luks_is_foreign() {
     for v in [
-        values(&[("VERSION", "2"), ("TYPE", "crypto_LUKS"), ("USAGE", "crypto")]),
+        values(&[
+            ("VERSION", "2"),
+            ("TYPE", "crypto_LUKS"),
+            ("USAGE", "crypto"),
+        ]),
         values(&[
             ("VERSION", "2"),
             ("SUBSYSTEM", "scratchcrypt-not"),
             ("TYPE", "crypto_LUKS"),
         ]),
-        values(&[("VERSION", "1"), ("SUBSYSTEM", "scratchcrypt"), ("TYPE", "crypto_LUKS")]),
+        values(&[
+            ("VERSION", "1"),
+            ("SUBSYSTEM", "scratchcrypt"),
+            ("TYPE", "crypto_LUKS"),
+        ]),
         values(&[("SUBSYSTEM", "scratchcrypt"), ("TYPE", "ext4")]),
     ] {
         assert!(matches!(verdict(&v), Verdict::Foreign(_)), "{v:?}");
@@ -50,13 +58,20 @@ fn findings_read_well() {
         ("TYPE", "ext4"),
         ("USAGE", "filesystem"),
     ]));
-    let Verdict::Foreign(found) = ext4 else { panic!("{ext4:?}") };
+    let Verdict::Foreign(found) = ext4 else {
+        panic!("{ext4:?}")
+    };
     assert_eq!(found.to_string(), "ext4 (filesystem) labelled \"home\"");
     let gpt = verdict(&values(&[("PTTYPE", "gpt"), ("PTUUID", "x")]));
-    let Verdict::Foreign(found) = gpt else { panic!("{gpt:?}") };
+    let Verdict::Foreign(found) = gpt else {
+        panic!("{gpt:?}")
+    };
     assert_eq!(found.to_string(), "a gpt partition table");
     let odd = verdict(&values(&[("PTUUID", "x")]));
-    assert!(matches!(odd, Verdict::Foreign(ref f) if f.kind == "an unnamed signature"), "{odd:?}");
+    assert!(
+        matches!(odd, Verdict::Foreign(ref f) if f.kind == "an unnamed signature"),
+        "{odd:?}"
+    );
 }
 
 /// A file made by a stock tool (an oracle installed by scripts/deps.sh), or `None` with a
@@ -67,7 +82,10 @@ fn made_by(tool: &str, args: &[&str], size: u64) -> Option<tempfile::NamedTempFi
     let status = Command::new(tool).args(args).arg(file.path()).output();
     match status {
         Ok(out) if out.status.success() => Some(file),
-        Ok(out) => panic!("{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => panic!(
+            "{tool} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(_) => {
             crate::test_skip::cannot_run(
                 "signature::tests",
@@ -87,8 +105,11 @@ fn a_zeroed_file_is_empty() {
 
 #[test]
 fn an_ext4_file_system_is_found() {
-    let Some(file) = made_by("mke2fs", &["-q", "-F", "-t", "ext4", "-L", "precious"], 64 << 20)
-    else {
+    let Some(file) = made_by(
+        "mke2fs",
+        &["-q", "-F", "-t", "ext4", "-L", "precious"],
+        64 << 20,
+    ) else {
         return;
     };
     match probe(file.path()).unwrap() {
@@ -136,7 +157,9 @@ fn luks2_headers_are_told_apart_by_subsystem() {
     let Some(theirs) = luks(&["--label", "scratchcrypt"]) else {
         return;
     };
-    assert!(matches!(probe(theirs.path()).unwrap(), Verdict::Foreign(f) if f.kind == "crypto_LUKS"));
+    assert!(
+        matches!(probe(theirs.path()).unwrap(), Verdict::Foreign(f) if f.kind == "crypto_LUKS")
+    );
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::extent::{next_extent, seek};
 use super::SparseError;
+use crate::extent::{next_extent, seek};
 
 /// The smallest probe file: big enough that any file system's hole granularity (4 KiB pages,
 /// btrfs sectors, 128 KiB ZFS records) leaves a hole after the first block.

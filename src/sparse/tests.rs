@@ -277,7 +277,8 @@ fn zero_ranges_zeroes_exactly_the_ranges() {
     let stats = zero_ranges(&p.dst, &p.dst_path, &ranges, &mut |n| {
         reported += n;
         std::ops::ControlFlow::Continue(())
-    }).unwrap();
+    })
+    .unwrap();
     assert_eq!((stats.bytes_zeroed, stats.ranges), (31 * B, 3));
     assert_eq!(stats.method, ZeroMethod::Pwrite);
     assert_eq!(reported, 31 * B);
@@ -396,15 +397,27 @@ fn fs_type_names() {
 fn a_breaking_progress_stops_the_work() {
     let p = pair(16 * B, 16 * B, &[0..16 * B]);
     let mut calls = 0;
-    let e = copy_extents_with_buffer(&p.src, &p.src_path, &p.dst, &p.dst_path, B as usize, &mut |_| {
-        calls += 1;
+    let e = copy_extents_with_buffer(
+        &p.src,
+        &p.src_path,
+        &p.dst,
+        &p.dst_path,
+        B as usize,
+        &mut |_| {
+            calls += 1;
+            std::ops::ControlFlow::Break(())
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SparseError::Stopped { offset, .. } if offset == B),
+        "{e:?}"
+    );
+    assert_eq!(calls, 1);
+    assert_eq!(e.class(), ErrorClass::Interrupted);
+    let e = zero_ranges(&p.dst, &p.dst_path, &[0..16 * B], &mut |_| {
         std::ops::ControlFlow::Break(())
     })
     .unwrap_err();
-    assert!(matches!(e, SparseError::Stopped { offset, .. } if offset == B), "{e:?}");
-    assert_eq!(calls, 1);
-    assert_eq!(e.class(), ErrorClass::Interrupted);
-    let e = zero_ranges(&p.dst, &p.dst_path, &[0..16 * B], &mut |_| std::ops::ControlFlow::Break(()))
-        .unwrap_err();
     assert!(matches!(e, SparseError::Stopped { .. }), "{e:?}");
 }

@@ -23,6 +23,9 @@
 #                the end unless --keep)
 #   --xfs        also put mkfs.xfs, xfs_repair and the xfs module into the guest (VM benchmark's
 #                hcsshim recipe; off by default to keep the other boots small)
+#   --hotplug    attach the disks as hot-unpluggable virtio-blk-pci devices disk0, disk1, ... and
+#                let the guest remove one: when the console prints `SCRATCHCRYPT-VM: UNPLUG diskN`,
+#                the host sends QMP `device_del diskN` (the disk goes away mid-run, issue 14)
 #
 # The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
 # `SCRATCHCRYPT-VM: FAIL <label>: <reason>`, then `SCRATCHCRYPT-VM: END <label>` (from /init, after its
@@ -35,7 +38,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0
+script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0 hotplug=0
 extra=()
 while (($#)); do
     case $1 in
@@ -49,6 +52,7 @@ while (($#)); do
     --workdir) workdir=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --xfs) xfs=1; shift ;;
+    --hotplug) hotplug=1; shift ;;
     *) echo "vm: unknown argument $1" >&2; exit 3 ;;
     esac
 done
@@ -59,6 +63,7 @@ done
 # Host tools: install the missing ones through the project's only install path.
 host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck)
 ((xfs)) && host_tools+=(mkfs.xfs xfs_repair)
+((hotplug)) && host_tools+=(python3)
 for tool in "${host_tools[@]}"; do
     if ! command -v "$tool" >/dev/null; then
         echo "vm: $tool missing, running scripts/deps.sh" >&2
@@ -153,10 +158,47 @@ for ((i = 0; i < disks; i++)); do
     disk=$workdir/disk$i.img
     rm -f "$disk"
     truncate -s "${disk_sizes[i % ${#disk_sizes[@]}]}" "$disk"
-    drives+=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
+    if ((hotplug)); then
+        drives+=(-drive "file=$disk,if=none,id=drv$i,format=raw,cache=unsafe"
+            -device "virtio-blk-pci,drive=drv$i,id=disk$i")
+    else
+        drives+=(-drive "file=$disk,if=virtio,format=raw,cache=unsafe")
+    fi
 done
+if ((hotplug)); then
+    qmp=$workdir/qmp.sock
+    drives+=(-qmp "unix:$qmp,server=on,wait=off")
+fi
 
 console=$workdir/console.log
+: >"$console"
+# The unplug watcher: QMP device_del for each `SCRATCHCRYPT-VM: UNPLUG diskN` on the console.
+watcher=""
+if ((hotplug)); then
+    (
+        tail -n +1 -F "$console" 2>/dev/null | while IFS= read -r line; do
+            case $line in
+            *"SCRATCHCRYPT-VM: UNPLUG disk"*)
+                id=${line##*UNPLUG }
+                id=${id%%[!a-z0-9]*}
+                python3 - "$qmp" "$id" <<'PY' >&2 || echo "vm: device_del $id failed" >&2
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+f.readline()  # the greeting
+for cmd in ({"execute": "qmp_capabilities"},
+            {"execute": "device_del", "arguments": {"id": sys.argv[2]}}):
+    f.write(json.dumps(cmd) + "\n")
+    f.flush()
+    print("vm: qmp", cmd["execute"], f.readline().strip())
+PY
+                ;;
+            esac
+        done
+    ) &
+    watcher=$!
+fi
 echo "vm: booting $kver, scenario $name, $disks disk(s) of $disk_size, timeout ${timeout}s" >&2
 start=$(date +%s)
 set +e
@@ -167,6 +209,7 @@ timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     "${drives[@]}" \
     </dev/null 2>&1 | tee "$console"
 qrc=${PIPESTATUS[0]}
+[[ -z $watcher ]] || { pkill -P "$watcher" 2>/dev/null; kill "$watcher" 2>/dev/null; }
 set -e
 end=$(date +%s)
 echo "vm: qemu exited with status $qrc after $((end - start))s" >&2

@@ -31,9 +31,15 @@ fn superblock_values_we_never_write_are_refused() {
         (|b| b[0x38] = 0, "magic"),
         (|b| b[0x18] = 0, "block size"),
         (|b| b[0x60] |= 0x10, "incompatible"),
-        (|b| b[0x20..0x24].copy_from_slice(&1u32.to_le_bytes()), "blocks per group"),
+        (
+            |b| b[0x20..0x24].copy_from_slice(&1u32.to_le_bytes()),
+            "blocks per group",
+        ),
         (|b| b[0xFE] = 32, "descriptor size"),
-        (|b| b[0x58..0x5A].copy_from_slice(&100u16.to_le_bytes()), "inode size"),
+        (
+            |b| b[0x58..0x5A].copy_from_slice(&100u16.to_le_bytes()),
+            "inode size",
+        ),
         (|b| b[0x150] = 2, "block count"),
     ];
     for (mutate, what) in cases {
@@ -56,7 +62,10 @@ fn growth_record_round_trips() {
         grower_pid: Some(42),
     };
     state.save_in(dir.path(), &name).unwrap();
-    assert_eq!(GrowState::load_in(dir.path(), &name).unwrap(), Some(state.clone()));
+    assert_eq!(
+        GrowState::load_in(dir.path(), &name).unwrap(),
+        Some(state.clone())
+    );
     // Two processes saving at once (the encrypt process and its grower) both succeed.
     let writers: Vec<_> = (0..2)
         .map(|_| {
