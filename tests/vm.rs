@@ -105,18 +105,10 @@ fn vm_fast_start_4g() {
 /// example (the library with a test hook that drops zero ranges).
 #[test]
 fn vm_grow_negative_controls() {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "grow_unzeroed"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the grow_unzeroed example failed"
-    );
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/vm-<hash> -> target/<profile>/examples/grow_unzeroed
-    let profile = exe.parent().unwrap().parent().unwrap();
+    if !vmharness::vm_possible("vm_grow_negative_controls") {
+        return;
+    }
+    let binary = vmharness::build_example("grow_unzeroed");
     vmharness::run_scenario_on(
         "vm_grow_negative_controls",
         "grow_negative.sh",
@@ -125,7 +117,7 @@ fn vm_grow_negative_controls() {
         // intermediate step was never written (encrypt zeroes the mapping's own last block).
         "2G,8G,2G",
         3,
-        &profile.join("examples/grow_unzeroed"),
+        &binary,
     );
 }
 

@@ -10,29 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod vmharness;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Build the example binary the guest runs, and return its path.
-fn example_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "luks_activate"])
-        .current_dir(root())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the luks_activate example failed"
-    );
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/vm_luks-<hash> -> target/debug/examples/luks_activate
-    let target = exe.parent().unwrap().parent().unwrap().parent().unwrap();
-    target.join("debug/examples/luks_activate")
 }
 
 /// Boot `guest` with the luks_activate example on a disk of `size` and assert PASS.
@@ -41,7 +23,13 @@ fn run_guest(test: &str, guest: &str, size: &str) {
         return;
     }
     let label = guest.trim_end_matches(".sh");
-    vmharness::run_scenario(test, guest, label, size, &example_binary());
+    vmharness::run_scenario(
+        test,
+        guest,
+        label,
+        size,
+        &vmharness::build_example("luks_activate"),
+    );
 }
 
 /// Format + activate; luksDump shows LUKS2, no keyslot, hmac(sha256), 4096-byte sectors and the

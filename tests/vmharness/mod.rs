@@ -44,6 +44,25 @@ pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, bina
     run_scenario_on(test, script, label, disk_size, 1, binary);
 }
 
+/// Build the example `name` (the library driven by a small program, for scenarios that need
+/// the library's test hooks) and return the path of its binary.
+#[allow(dead_code)] // not every test binary that includes the harness uses it
+pub fn build_example(name: &str) -> std::path::PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building the {name} example failed");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    profile.join("examples").join(name)
+}
+
 /// [`run_scenario`] with `disks` fresh disks of `disk_size` (/dev/vda, /dev/vdb, ...).
 pub fn run_scenario_on(
     test: &str,
