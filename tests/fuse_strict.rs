@@ -330,29 +330,7 @@ fn fuse_scratchcrypt_recipe_has_no_refused_reads() {
     )
     .unwrap();
     let dev = StrictDevice::new(FS_SIZE, 4096).unwrap();
-    let device = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dev.device_path())
-        .unwrap();
-    let ranges: Vec<_> = plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
-    scratchcrypt::sparse::zero_ranges(
-        &device,
-        dev.device_path(),
-        &ranges,
-        &mut scratchcrypt::sparse::no_progress,
-    )
-    .unwrap();
-    let src = std::fs::File::open(&image).unwrap();
-    scratchcrypt::sparse::copy_extents(
-        &src,
-        &image,
-        &device,
-        dev.device_path(),
-        &mut scratchcrypt::sparse::no_progress,
-    )
-    .unwrap();
-    drop(device);
+    support::sparse_copy::zero_then_copy(&plan, &image, dev.device_path()).unwrap();
     assert_eq!(
         dev.refused_reads(),
         vec![],

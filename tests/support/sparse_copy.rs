@@ -42,3 +42,32 @@ pub fn write_zeros(device: &Path, offset: u64, len: u64) -> io::Result<()> {
     .map_err(to_io)?;
     Ok(())
 }
+
+/// What `encrypt` writes, done by hand: zero `plan`'s ranges on `device`, then copy `image`'s
+/// data extents over them (both through scratchcrypt's own code; each ends with an fsync).
+#[allow(dead_code)] // not every test binary that includes the support module uses it
+pub fn zero_then_copy(
+    plan: &scratchcrypt::FormatPlan,
+    image: &Path,
+    device: &Path,
+) -> io::Result<()> {
+    let dst = OpenOptions::new().read(true).write(true).open(device)?;
+    let ranges: Vec<_> = plan.zero_ranges.iter().map(|r| r.start..r.end()).collect();
+    scratchcrypt::sparse::zero_ranges(
+        &dst,
+        device,
+        &ranges,
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .map_err(to_io)?;
+    let src = File::open(image)?;
+    scratchcrypt::sparse::copy_extents(
+        &src,
+        image,
+        &dst,
+        device,
+        &mut scratchcrypt::sparse::no_progress,
+    )
+    .map_err(to_io)?;
+    Ok(())
+}
