@@ -60,14 +60,6 @@ pub fn zero_then_copy(
         &mut scratchcrypt::sparse::no_progress,
     )
     .map_err(to_io)?;
-    let src = File::open(image)?;
-    scratchcrypt::sparse::copy_extents(
-        &src,
-        image,
-        &dst,
-        device,
-        &mut scratchcrypt::sparse::no_progress,
-    )
-    .map_err(to_io)?;
-    Ok(())
+    drop(dst);
+    copy_data_extents(image, device).map(|_| ())
 }
