@@ -110,7 +110,7 @@ EOF
                         v[++c] = secs_round["scratchcrypt", rd] / secs_round[q, rd]
                 if (c) printf "- scratchcrypt / %s: %.2f× (%.2f–%.2f, %d rounds)\n", q, median(v, c), v[1], v[c], c
             }
-            n_pairs = split("scratchcrypt_fast/hcsshim scratchcrypt_fast_256m/hcsshim scratchcrypt_fast_128m/hcsshim scratchcrypt_fast/scratchcrypt scratchcrypt_fast_b/scratchcrypt_fast", pairs, " ")
+            n_pairs = split("scratchcrypt_fast/hcsshim scratchcrypt_fast_nojournal/hcsshim scratchcrypt_fast_256m/hcsshim scratchcrypt_fast_128m/hcsshim scratchcrypt_fast/scratchcrypt scratchcrypt_fast_b/scratchcrypt_fast", pairs, " ")
             for (p = 1; p <= n_pairs; p++) {
                 split(pairs[p], ab, "/"); c = 0
                 for (rd = 1; rd <= maxround; rd++)

@@ -154,6 +154,8 @@ recipe_scratchcrypt_fast_b() { recipe_scratchcrypt_fast "$@"; }
 # Other initial sizes (the default is 512 MiB), to choose the default by measurement.
 recipe_scratchcrypt_fast_128m() { recipe_scratchcrypt_fast "$@" --initial-size 128M; }
 recipe_scratchcrypt_fast_256m() { recipe_scratchcrypt_fast "$@" --initial-size 256M; }
+# Without a journal: the volume key dies with any crash, so a scratch disk never replays one.
+recipe_scratchcrypt_fast_nojournal() { recipe_scratchcrypt_fast "$@" --no-journal; }
 
 run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
     recipe=$1 disk=$2 nm=$3 round=$4 want_stress=$5
