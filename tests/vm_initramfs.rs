@@ -15,8 +15,7 @@ use std::time::Instant;
 
 mod vmharness;
 
-#[path = "support/skip.rs"]
-mod skip;
+use vmharness::skip;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

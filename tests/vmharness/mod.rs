@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 #[path = "../support/skip.rs"]
-mod skip;
+pub mod skip;
 
 /// One guest at a time: each uses two emulated CPUs on a two-core host.
 static VM_LOCK: Mutex<()> = Mutex::new(());
