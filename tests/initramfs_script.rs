@@ -113,7 +113,9 @@ fn entries_become_encrypt_calls() {
     );
     assert_eq!(
         r.log,
-        "ok /dev/disk/by-path/pci-0000:00:05.0 /scratch a\n\
+        "/dev/disk/by-path/pci-0000:00:05.0: fast-start is not supported from the initramfs yet; \
+         formatting in full (use scratchcrypt@.service for a fast start)\n\
+         ok /dev/disk/by-path/pci-0000:00:05.0 /scratch a\n\
          ok /dev/vdc /scratch2 dm-crypt-default\n\
          ok /dev/vdd /var/cache/build b\n"
     );
