@@ -101,7 +101,10 @@ fn entries_become_encrypt_calls() {
     assert!(r.out.status.success(), "{:?}", r.out);
     // fast-start is refused from the initramfs (full format instead), with a warning.
     let stderr = String::from_utf8_lossy(&r.out.stderr);
-    assert!(stderr.contains("fast-start is not supported from the initramfs"), "{stderr}");
+    assert!(
+        stderr.contains("fast-start is not supported from the initramfs"),
+        "{stderr}"
+    );
     assert_eq!(
         r.calls,
         vec![
