@@ -9,15 +9,15 @@
 # oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
 # Debian always has). xfsprogs (mkfs.xfs, xfs_repair) for the hcsshim recipe of the VM benchmark
 # (run.sh --xfs). initramfs-tools (mkinitramfs, with udev and klibc-utils), dpkg-dev (cargo-deb's
-# dpkg-shlibdeps), util-linux (unshare) and systemd (systemd-analyze verify) for the package and
-# its initramfs boots (tests/vm_initramfs.rs). The product itself needs none of the test tools.
+# dpkg-shlibdeps), util-linux (unshare), systemd (systemd-analyze verify) and debootstrap (the
+# systemd root of the unit's boot) for the package and its boots (tests/vm_initramfs.rs). The product itself needs none of the test tools.
 set -euo pipefail
 
 PACKAGES=(
     pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs
-    initramfs-tools dpkg-dev util-linux systemd
+    initramfs-tools dpkg-dev util-linux systemd debootstrap
 )
 
 missing=()

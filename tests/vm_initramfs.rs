@@ -99,6 +99,54 @@ fn vm_initramfs_missing_disk_boot_goes_on() {
     );
 }
 
+/// Under a real systemd and udev (a debootstrapped Debian root, cached by tests/vm/sysroot.sh):
+/// the package's `scratchcrypt@dev-vdb.service`, enabled with `MOUNTPOINT=/scratch`, has the
+/// disk mounted and usable before a unit ordered after it runs; `status` lists it; stopping the
+/// unit unmounts it and removes the mapping; the kernel log stays clean.
+#[test]
+fn vm_systemd_unit_prepares_and_cleans_up() {
+    let test = "vm_systemd_unit_prepares_and_cleans_up";
+    if !root_or_skip(test) || !vmharness::vm_possible(test) {
+        return;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo().join("tests/vm/sysroot.sh"))
+        .arg(target.join("vm"))
+        .output()
+        .expect("cannot run tests/vm/sysroot.sh");
+    assert!(
+        out.status.success(),
+        "tests/vm/sysroot.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    eprintln!(
+        "{test}: systemd root {} ready in {:.1} s",
+        sysroot.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("tests/vm/initramfs.sh"))
+        .arg("--deb")
+        .arg(deb())
+        .arg("--systemd-root")
+        .arg(&sysroot)
+        .args([
+            "--name",
+            "systemd-unit",
+            "--disks",
+            "1",
+            "--disk-size",
+            "512M",
+        ])
+        .args(["--timeout", &vmharness::timeout_secs().to_string()]);
+    vmharness::run_boot(test, "systemd-unit", cmd);
+}
+
 /// The package holds the binary, man pages, completions, the initramfs hook and boot script
 /// and the unit, at the paths the tools look in.
 #[test]

@@ -15,19 +15,23 @@
 # to keep the image small for the emulated boot).
 #
 # Usage: initramfs.sh --deb FILE --name LABEL [--disks N] [--disk-size SIZE] [--append ARGS]
-#                     [--tab LINES] [--timeout SECS] [--keep]
+#                     [--tab LINES] [--systemd-root DIR] [--timeout SECS] [--keep]
 #   --deb        the package (scripts/build-deb.sh)
 #   --name       the scenario label; initramfs_check.sh chooses its checks by it
 #   --disks      fresh scratch disks attached after the root disk (/dev/vdb, ...; default 1)
 #   --append     kernel command-line arguments besides root= (e.g. scratchcrypt=/dev/vdb:/scratch)
 #   --tab        the content of /etc/scratchcrypttab when the initramfs is built
+#   --systemd-root  a debootstrapped Debian with systemd (tests/vm/sysroot.sh): the real root is a
+#                copy of it with the package unpacked, the kernel modules scratchcrypt needs,
+#                scratchcrypt@dev-vdb.service enabled (MOUNTPOINT=/scratch) and a check unit
+#                ordered after it that runs initramfs_check.sh under systemd
 # Exit status: that of tests/vm/run.sh (0 only for a complete PASS verdict), 3 on a harness error.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-deb="" name="" disks=1 disk_size=512M append="" tab="" timeout=420 keep=0
+deb="" name="" disks=1 disk_size=512M append="" tab="" timeout=420 keep=0 systemd_root=""
 while (($#)); do
     case $1 in
     --deb) deb=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while (($#)); do
     --disk-size) disk_size=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
     --tab) tab=$2; shift 2 ;;
+    --systemd-root) systemd_root=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     *) echo "vm-initramfs: unknown argument $1" >&2; exit 3 ;;
@@ -99,6 +104,7 @@ done
 # The real root: static busybox, the packaged binary with its libraries (for `status`), the
 # check, lib.sh, and the mount points.
 rootdir=$workdir/rootfs
+if [[ -z $systemd_root ]]; then
 mkdir -p "$rootdir"/{bin,sbin,usr/sbin,proc,sys,dev,run,tmp,guest,scratch,scratch2}
 cp /bin/busybox "$rootdir/bin/busybox"
 for applet in $(/bin/busybox --list); do
@@ -114,7 +120,51 @@ chmod +x "$rootdir/sbin/init"
 cp "$here/guest/lib.sh" "$here/guest/initramfs_check.sh" "$rootdir/guest/"
 echo "$name" >"$rootdir/guest/name"
 mke2fs -q -F -t ext4 -L root -d "$rootdir" "$workdir/root.img" 96M
+rootargs="root=/dev/vda rootfstype=ext4 ro init=/sbin/init"
+else
+    # A real Debian userland with systemd and udev; the package as dpkg would unpack it.
+    cp -a "$systemd_root" "$rootdir"
+    rm -f "$rootdir/.ready"
+    dpkg-deb -x "$deb" "$rootdir"
+    # The harness kernel's modules that scratchcrypt needs, indexed for modprobe.
+    for m in dm_mod dm_crypt dm_integrity authenc xts hmac sha256_generic crc32c_generic; do
+        modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | sort -u | while read -r ko; do
+        rel=${ko#"$kdir/root"}
+        mkdir -p "$rootdir$(dirname "$rel")"
+        cp "$ko" "$rootdir$rel"
+    done
+    cp "$kdir/root/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$rootdir/lib/modules/$kver/"
+    depmod -b "$rootdir" "$kver"
+    mkdir -p "$rootdir/guest" "$rootdir/scratch" "$rootdir/etc/systemd/system/local-fs.target.wants" \
+        "$rootdir/etc/systemd/system/multi-user.target.wants" \
+        "$rootdir/etc/systemd/system/scratchcrypt@dev-vdb.service.d"
+    cp "$here/guest/lib.sh" "$here/guest/initramfs_check.sh" "$rootdir/guest/"
+    cp "$here/guest/initramfs_root_init" "$rootdir/guest/run"
+    echo "$name" >"$rootdir/guest/name"
+    echo "/dev/vda / ext4 rw 0 0" >"$rootdir/etc/fstab"
+    ln -s /usr/lib/systemd/system/scratchcrypt@.service \
+        "$rootdir/etc/systemd/system/local-fs.target.wants/scratchcrypt@dev-vdb.service"
+    printf '[Service]\nEnvironment=MOUNTPOINT=/scratch\n' \
+        >"$rootdir/etc/systemd/system/scratchcrypt@dev-vdb.service.d/test.conf"
+    cat >"$rootdir/etc/systemd/system/scratchcrypt-vmcheck.service" <<'UNIT'
+[Unit]
+Description=scratchcrypt VM check (tests/vm/guest/initramfs_check.sh)
+Wants=scratchcrypt@dev-vdb.service
+After=scratchcrypt@dev-vdb.service local-fs.target
+[Service]
+Type=oneshot
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+ExecStart=/bin/sh /guest/run
+UNIT
+    ln -s ../scratchcrypt-vmcheck.service "$rootdir/etc/systemd/system/multi-user.target.wants/"
+    mke2fs -q -F -t ext4 -L root -d "$rootdir" "$workdir/root.img" 1G
+    rm -rf "$rootdir"
+    rootargs="root=/dev/vda rootfstype=ext4 rw"
+fi
 
 bash "$here/run.sh" --initrd "$initrd" --root-disk "$workdir/root.img" --name "$name" \
     --disks "$disks" --disk-size "$disk_size" --timeout "$timeout" --workdir "$workdir/vm" \
-    --append "root=/dev/vda rootfstype=ext4 ro init=/sbin/init${append:+ $append}"
+    --append "$rootargs${append:+ $append}"
