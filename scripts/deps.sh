@@ -8,14 +8,18 @@
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
 # oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
 # Debian always has). xfsprogs (mkfs.xfs, xfs_repair) for the hcsshim recipe of the VM benchmark
-# (run.sh --xfs); python3 for the QMP device_del of run.sh --hotplug. The product itself needs
-# none of the test tools.
+# (run.sh --xfs); python3 for the QMP device_del of run.sh --hotplug. initramfs-tools
+# (mkinitramfs, with udev and klibc-utils), dpkg-dev (cargo-deb's dpkg-shlibdeps), util-linux
+# (unshare), systemd (systemd-analyze verify) and debootstrap (the systemd root of the unit's
+# boot) for the package and its boots (tests/vm_initramfs.rs). The product itself needs none of
+# the test tools.
 set -euo pipefail
 
 PACKAGES=(
     pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev libblkid-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs python3
+    initramfs-tools dpkg-dev util-linux systemd debootstrap
 )
 
 missing=()

@@ -185,3 +185,130 @@ fn a_device_that_may_not_be_opened_exits_8() {
     assert!(err.contains("Permission denied"), "{err}");
     assert!(err.contains(node.to_str().unwrap()), "{err}");
 }
+
+/// `status` without NAME lists the scratchcrypt mappings; this host has no device-mapper, so
+/// the list is empty: no line at all as text, an empty array as JSON, exit 0. (The list of
+/// real mappings is checked in the initramfs boot, tests/vm_initramfs.rs.)
+#[test]
+fn status_without_name_lists_no_mapping_here() {
+    let out = scratchcrypt(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    let out = scratchcrypt(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!([]));
+    // With a name it still reads that mapping (missing here: an error, not an empty list).
+    let out = scratchcrypt(&["status", "no-such-mapping", "--json"]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    one_line_error(&out);
+}
+
+/// `--quiet` is global (before or after the command) and silences notes, not errors.
+#[test]
+fn quiet_is_global_and_keeps_errors() {
+    for args in [
+        &[
+            "--quiet",
+            "encrypt",
+            "/nonexistent-disk",
+            "--wait-timeout",
+            "0.1",
+        ][..],
+        &[
+            "encrypt",
+            "/nonexistent-disk",
+            "-q",
+            "--wait-timeout",
+            "0.1",
+        ][..],
+    ] {
+        let out = scratchcrypt(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(one_line_error(&out).contains("does not exist"));
+    }
+    let help = scratchcrypt(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("-q, --quiet"), "{help}");
+    // The packaging command stays out of the help.
+    assert!(!help.contains("generate"), "{help}");
+}
+
+/// Completions for bash, zsh and fish come from the clap definitions: each names every
+/// command and an option of `encrypt`; the bash one is valid shell.
+#[test]
+fn completions_cover_every_command() {
+    let commands = [
+        "encrypt",
+        "cleanup",
+        "format-image",
+        "copy-extents",
+        "status",
+        "grow",
+    ];
+    for (shell, marker) in [
+        ("bash", "complete -F _scratchcrypt"),
+        ("zsh", "#compdef scratchcrypt"),
+        ("fish", "complete -c scratchcrypt"),
+    ] {
+        let out = scratchcrypt(&["generate", "completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: no {marker:?}");
+        for c in commands {
+            assert!(text.contains(c), "{shell} completion lacks {c}");
+        }
+        assert!(
+            text.contains("fast-start"),
+            "{shell} completion lacks --fast-start"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scratchcrypt.bash");
+    std::fs::write(
+        &file,
+        scratchcrypt(&["generate", "completions", "bash"]).stdout,
+    )
+    .unwrap();
+    let st = Command::new("bash").arg("-n").arg(&file).status().unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+    let out = scratchcrypt(&["generate", "completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// The man pages: one for the tool and one per command, in roff, with the options of each.
+#[test]
+fn man_pages_have_every_command_and_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scratchcrypt(&["generate", "man", dir.path().join("man").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut pages: Vec<String> = std::fs::read_dir(dir.path().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "scratchcrypt-cleanup.1",
+            "scratchcrypt-copy-extents.1",
+            "scratchcrypt-encrypt.1",
+            "scratchcrypt-format-image.1",
+            "scratchcrypt-grow.1",
+            "scratchcrypt-status.1",
+            "scratchcrypt.1"
+        ]
+    );
+    let main = std::fs::read_to_string(dir.path().join("man/scratchcrypt.1")).unwrap();
+    assert!(main.contains(".TH scratchcrypt 1"), "{main}");
+    assert!(main.contains("quiet"));
+    let encrypt = std::fs::read_to_string(dir.path().join("man/scratchcrypt-encrypt.1")).unwrap();
+    for opt in [
+        "fast\\-start",
+        "mount\\-options",
+        "wait\\-timeout",
+        "no\\-journal",
+    ] {
+        assert!(encrypt.contains(opt), "scratchcrypt-encrypt.1 lacks {opt}");
+    }
+}

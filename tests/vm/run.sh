@@ -8,6 +8,7 @@
 # Usage:
 #   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
 #          [--file PATH]... [--workdir DIR] [--keep] [--xfs]
+#   run.sh --initrd FILE --name LABEL [--root-disk FILE] [--append ARGS] [--disks N] ...
 #
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
 #                it may `. /guest/lib.sh` (tests/vm/guest/lib.sh: stress, kernel-log check, verdicts)
@@ -26,6 +27,11 @@
 #   --hotplug    attach the disks as hot-unpluggable virtio-blk-pci devices disk0, disk1, ... and
 #                let the guest remove one: when the console prints `SCRATCHCRYPT-VM: UNPLUG diskN`,
 #                the host sends QMP `device_del diskN` (the disk goes away mid-run, issue 14)
+#   --initrd     boot this initramfs instead of building the busybox one (--script is then not
+#                needed; tests/vm/initramfs.sh passes one made by Debian's mkinitramfs)
+#   --root-disk  raw disk image attached first, as /dev/vda, before the fresh disks (which then
+#                start at /dev/vdb); the real root of an --initrd boot
+#   --append     extra kernel command-line arguments (e.g. root=/dev/vda scratchcrypt=...)
 #
 # The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
 # `SCRATCHCRYPT-VM: FAIL <label>: <reason>`, then `SCRATCHCRYPT-VM: END <label>` (from /init, after its
@@ -39,6 +45,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0 hotplug=0
+initrd="" root_disk="" append=""
 extra=()
 while (($#)); do
     case $1 in
@@ -53,12 +60,20 @@ while (($#)); do
     --keep) keep=1; shift ;;
     --xfs) xfs=1; shift ;;
     --hotplug) hotplug=1; shift ;;
+    --initrd) initrd=$2; shift 2 ;;
+    --root-disk) root_disk=$2; shift 2 ;;
+    --append) append=$2; shift 2 ;;
     *) echo "vm: unknown argument $1" >&2; exit 3 ;;
     esac
 done
+if [[ -n $initrd ]]; then
+    [[ -f $initrd && -n $name ]] || { echo "vm: --initrd FILE needs an existing FILE and --name" >&2; exit 3; }
+    [[ -z $root_disk || -f $root_disk ]] || { echo "vm: --root-disk $root_disk missing" >&2; exit 3; }
+else
 [[ -n $script && -f $script ]] || { echo "vm: --script FILE is required" >&2; exit 3; }
 [[ -z $binary || -x $binary ]] || { echo "vm: --binary $binary is not executable" >&2; exit 3; }
 [[ -n $name ]] || name=$(basename "$script" .sh)
+fi
 
 # Host tools: install the missing ones through the project's only install path.
 host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck)
@@ -84,6 +99,8 @@ if [[ -z $workdir ]]; then
 else
     mkdir -p "$workdir"
 fi
+# The busybox initramfs, unless --initrd brought one (the block is not indented, to keep it as it was).
+if [[ -z $initrd ]]; then
 root=$workdir/initramfs
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,lib/modules,proc,sys,dev,run,tmp,mnt,guest,etc}
@@ -151,9 +168,12 @@ echo "$name" >"$root/guest/name"
 for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$workdir/initramfs.cpio"
+initrd=$workdir/initramfs.cpio
+fi
 
 drives=()
 IFS=, read -r -a disk_sizes <<<"$disk_size"
+[[ -z $root_disk ]] || drives+=(-drive "file=$root_disk,if=virtio,format=raw,cache=unsafe")
 for ((i = 0; i < disks; i++)); do
     disk=$workdir/disk$i.img
     rm -f "$disk"
@@ -200,12 +220,13 @@ PY
     watcher=$!
 fi
 echo "vm: booting $kver, scenario $name, $disks disk(s) of $disk_size, timeout ${timeout}s" >&2
+echo "vm: booting $kver, scenario $name, $disks disk(s) of $disk_size${root_disk:+ after the root disk}, timeout ${timeout}s" >&2
 start=$(date +%s)
 set +e
 timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m 2048 -smp 2 -nographic -no-reboot \
-    -kernel "$kdir/vmlinuz" -initrd "$workdir/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 loglevel=1 log_buf_len=8M rdinit=/init" \
+    -kernel "$kdir/vmlinuz" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 loglevel=1 log_buf_len=8M rdinit=/init${append:+ $append}" \
     "${drives[@]}" \
     </dev/null 2>&1 | tee "$console"
 qrc=${PIPESTATUS[0]}

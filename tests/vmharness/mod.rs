@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 #[path = "../support/skip.rs"]
-mod skip;
+pub mod skip;
 
 /// One guest at a time: each uses two emulated CPUs on a two-core host.
 static VM_LOCK: Mutex<()> = Mutex::new(());
@@ -143,4 +143,33 @@ pub fn verdict(lines: &[&str], label: &str, harness_ok: bool) -> Result<(), Stri
         return Err("PASS and END, but tests/vm/run.sh failed (timeout or qemu error)".to_string());
     }
     Ok(())
+}
+
+/// Run a prepared harness command (e.g. `tests/vm/initramfs.sh`, which ends in `run.sh`) as one
+/// boot under the VM lock and assert the PASS verdict for `label`, as [`run_scenario_on`] does.
+pub fn run_boot(test: &str, label: &str, mut cmd: Command) {
+    if !vm_possible(test) {
+        return;
+    }
+    let _guard = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let out = cmd.output().expect("cannot run the VM harness");
+    let secs = started.elapsed().as_secs_f64();
+    let console = String::from_utf8_lossy(&out.stdout);
+    let harness = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{test}: VM boot {label} took {secs:.1} s");
+    let lines: Vec<&str> = console.lines().collect();
+    if let Err(verdict) = verdict(&lines, label, out.status.success()) {
+        let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+        panic!(
+            "{test}: VM boot {label} failed after {secs:.1} s: {verdict}\n\
+             harness exit: {}\n--- harness ---\n{harness}\n--- console (last 80 lines) ---\n{tail}",
+            out.status
+        );
+    }
+}
+
+/// The per-boot limit, for harness commands built by the test binaries.
+pub fn timeout_secs() -> u64 {
+    TIMEOUT_SECS
 }

@@ -14,10 +14,12 @@ use scratchcrypt::{
     CleanupOptions, EncryptOptions, Error, FormatOptions, MappingName, MountRequest,
 };
 
+mod generate;
 mod grower;
 mod progress;
 mod signals;
 mod size;
+mod status;
 
 use size::parse_size;
 
@@ -34,6 +36,9 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "scratchcrypt", version, after_help = EXAMPLES)]
 struct Cli {
+    /// Print no progress and no notes; errors and the results asked for (stdout) still show.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,20 +56,15 @@ enum Command {
     /// Copy the data extents of SRC onto DST at the same offsets, skipping holes (the copy step
     /// of `encrypt` alone; on its own it does NOT make a device safe to read).
     CopyExtents(CopyExtentsArgs),
-    /// Show the mapping NAME: its file system size, the size it grows to, whether it is growing.
-    Status(StatusArgs),
+    /// Show the mapping NAME: its file system size, the size it grows to, whether it is growing;
+    /// without NAME, list every scratchcrypt mapping (name, source, size, mount point, growth).
+    Status(status::StatusArgs),
     /// Grow a fast-started file system to its full size in the foreground, or wait for the
     /// grower that runs; exits 0 once it has its full size. Idempotent.
     Grow(GrowArgs),
-}
-
-#[derive(Debug, Args)]
-struct StatusArgs {
-    /// The mapping name.
-    name: MappingName,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    /// Write the man pages or print a shell completion script (for packaging).
+    #[command(hide = true, subcommand)]
+    Generate(generate::Generate),
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +262,7 @@ fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    let quiet = cli.quiet;
     match cli.command {
         Command::Encrypt(a) => {
             let name = a.name.unwrap_or_else(|| MappingName::for_source(&a.device));
@@ -274,7 +275,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                     full_journal: a.full_journal,
                     ..a.format.to_options()
                 },
-                progress: if a.json { None } else { progress::terminal() },
+                progress: if a.json || quiet {
+                    None
+                } else {
+                    progress::terminal()
+                },
                 mount: a.mount.map(|dir| MountRequest {
                     dir,
                     options: a.mount_options,
@@ -303,7 +308,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             )?;
             if a.json {
                 print_json(&outcome);
-            } else if !outcome.existed {
+            } else if !outcome.existed && !quiet {
                 eprintln!(
                     "scratchcrypt: no mapping named {} (nothing to remove)",
                     a.name
@@ -324,29 +329,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                 );
             }
         }
-        Command::Status(a) => {
-            let status = scratchcrypt::growth_status(&a.name)?;
-            if a.json {
-                print_json(&serde_json::json!({
-                    "name": a.name.as_str(),
-                    "mapper": a.name.mapper_path(),
-                    "fs_bytes": status.fs_bytes,
-                    "target_bytes": status.target_bytes,
-                    "growing": status.growing,
-                    "mounted_at": status.mount,
-                }));
-            } else {
-                println!(
-                    "{}: {} of {}{}",
-                    a.name.mapper_path().display(),
-                    progress::human_bytes(status.fs_bytes),
-                    progress::human_bytes(status.target_bytes),
-                    if status.growing { ", growing" } else { "" }
-                );
-            }
-        }
+        Command::Status(a) => status::run(a)?,
+        Command::Generate(g) => generate::run(g)?,
         Command::Grow(a) => {
-            let options = scratchcrypt::GrowOptions::with_progress(if a.json {
+            let options = scratchcrypt::GrowOptions::with_progress(if a.json || quiet {
                 None
             } else {
                 progress::terminal()
