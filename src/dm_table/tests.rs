@@ -101,7 +101,14 @@ fn inconsistent_inputs_are_refused() {
     assert!(integrity_table("8:0", &p, &sb).is_err());
     let mut p = params();
     p.sector_size = 512;
-    assert!(integrity_table("8:0", &p, &sb).is_err());
+    // The error names both sizes (the superblock's 8 sectors of 512 bytes per block).
+    assert!(matches!(
+        integrity_table("8:0", &p, &sb),
+        Err(TableError::BlockSize {
+            superblock: 4096,
+            header: 512
+        })
+    ));
     assert!(integrity_table("/dev/a b", &params(), &sb).is_err());
     let mut p = params();
     p.cipher_mode = "xts".to_owned();
