@@ -29,7 +29,6 @@ mod error;
 mod mock;
 mod real;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use error::DmError;
@@ -50,20 +49,8 @@ use crate::superblock::{read_integrity_superblock, IntegritySuperblock};
 use devicemapper::{DmName, DmNameBuf, DmUuid, DmUuidBuf};
 use uuid::Uuid;
 
-/// A device number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DevNum {
-    /// Major number.
-    pub major: u32,
-    /// Minor number.
-    pub minor: u32,
-}
-
-impl fmt::Display for DevNum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.major, self.minor)
-    }
-}
+/// A device number: devicemapper's own type (`Display` gives `major:minor`, as tables want it).
+pub type DevNum = devicemapper::Device;
 
 /// What device-mapper reports about an existing device.
 #[derive(Debug, Clone, PartialEq, Eq)]
