@@ -8,13 +8,21 @@
 # qemu harness qemu-system-x86, busybox-static, cpio, kmod, plus cryptsetup-bin and dmsetup as
 # oracles inside the guest (with blkid/losetup from util-linux/mount and GNU dd from coreutils, which
 # Debian always has). xfsprogs (mkfs.xfs, xfs_repair) for the hcsshim recipe of the VM benchmark
-# (run.sh --xfs). The product itself needs none of the test tools.
+# (run.sh --xfs). e2fsck-static for the guest without shared libraries (run.sh --no-libs).
+# The product itself needs none of the test tools.
+# Static build (scripts/build-static.sh): dpkg-dev (apt-get source), autoconf, automake, autopoint,
+# libtool, gettext (cryptsetup's autogen.sh), libpopt-dev (cryptsetup's configure checks it even
+# without the tools), libaio-dev (lvm2's configure), and the static archives of json-c and libuuid
+# (libjson-c-dev, uuid-dev; libssl-dev for the openssl backend).
 set -euo pipefail
 
 PACKAGES=(
     pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs
+    e2fsck-static
+    dpkg-dev autoconf automake autopoint libtool gettext libpopt-dev libaio-dev libjson-c-dev uuid-dev
+    libssl-dev
 )
 
 missing=()
