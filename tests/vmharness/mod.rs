@@ -53,6 +53,19 @@ pub fn run_scenario_on(
     disks: u32,
     binary: &Path,
 ) {
+    run_scenario_args(test, script, label, disk_size, disks, binary, &[]);
+}
+
+/// [`run_scenario_on`] with extra `tests/vm/run.sh` options (e.g. `--no-libs`).
+pub fn run_scenario_args(
+    test: &str,
+    script: &str,
+    label: &str,
+    disk_size: &str,
+    disks: u32,
+    binary: &Path,
+    extra: &[&str],
+) {
     if !vm_possible(test) {
         return;
     }
@@ -68,6 +81,7 @@ pub fn run_scenario_on(
         .args(["--disk-size", disk_size, "--name", label])
         .args(["--disks", &disks.to_string()])
         .args(["--timeout", &TIMEOUT_SECS.to_string()])
+        .args(extra)
         .output()
         .expect("cannot run tests/vm/run.sh");
     let secs = started.elapsed().as_secs_f64();
