@@ -11,8 +11,13 @@
 # (run.sh --xfs); python3 for the QMP device_del of run.sh --hotplug. initramfs-tools
 # (mkinitramfs, with udev and klibc-utils), dpkg-dev (cargo-deb's dpkg-shlibdeps), util-linux
 # (unshare), systemd (systemd-analyze verify) and debootstrap (the systemd root of the unit's
-# boot) for the package and its boots (tests/vm_initramfs.rs). The product itself needs none of
-# the test tools.
+# boot) for the package and its boots (tests/vm_initramfs.rs). e2fsck-static for the guest
+# without shared libraries (run.sh --no-libs). The product itself needs none of the test tools.
+# Static build (scripts/build-static.sh): dpkg-dev (apt-get source), autoconf, automake, autopoint,
+# libtool, gettext (cryptsetup's autogen.sh), libpopt-dev (cryptsetup's configure checks it even
+# without the tools), libaio-dev (lvm2's configure), and the static archives of json-c and libuuid
+# (libjson-c-dev, uuid-dev; libssl-dev for the openssl backend); libblkid.a comes with
+# libblkid-dev (the data guard).
 set -euo pipefail
 
 PACKAGES=(
@@ -20,6 +25,9 @@ PACKAGES=(
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs python3
     initramfs-tools dpkg-dev util-linux systemd debootstrap
+    e2fsck-static
+    autoconf automake autopoint libtool gettext libpopt-dev libaio-dev libjson-c-dev uuid-dev
+    libssl-dev
 )
 
 missing=()

@@ -7,7 +7,7 @@
 #
 # Usage:
 #   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
-#          [--file PATH]... [--workdir DIR] [--keep] [--xfs]
+#          [--file PATH]... [--workdir DIR] [--keep] [--xfs] [--hotplug] [--no-libs]
 #   run.sh --initrd FILE --name LABEL [--root-disk FILE] [--append ARGS] [--disks N] ...
 #
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
@@ -32,6 +32,10 @@
 #   --root-disk  raw disk image attached first, as /dev/vda, before the fresh disks (which then
 #                start at /dev/vdb); the real root of an --initrd boot
 #   --append     extra kernel command-line arguments (e.g. root=/dev/vda scratchcrypt=...)
+#   --no-libs    a guest without any shared library: no /lib, no /usr/lib, no dynamic oracle tools
+#                (cryptsetup, dmsetup, ...); only static busybox, Debian's static e2fsck
+#                (e2fsck-static) as /usr/sbin/e2fsck, and --binary/--file programs, each of which
+#                must be a static executable (checked; status 3 otherwise). Modules go to /modules.
 #
 # The guest console is streamed to stdout. The guest prints `SCRATCHCRYPT-VM: PASS <label>` or
 # `SCRATCHCRYPT-VM: FAIL <label>: <reason>`, then `SCRATCHCRYPT-VM: END <label>` (from /init, after its
@@ -45,7 +49,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0 hotplug=0
-initrd="" root_disk="" append=""
+initrd="" root_disk="" append="" nolibs=0
 extra=()
 while (($#)); do
     case $1 in
@@ -63,6 +67,7 @@ while (($#)); do
     --initrd) initrd=$2; shift 2 ;;
     --root-disk) root_disk=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
+    --no-libs) nolibs=1; shift ;;
     *) echo "vm: unknown argument $1" >&2; exit 3 ;;
     esac
 done
@@ -79,6 +84,7 @@ fi
 host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck)
 ((xfs)) && host_tools+=(mkfs.xfs xfs_repair)
 ((hotplug)) && host_tools+=(python3)
+((nolibs)) && host_tools+=(e2fsck.static readelf)
 for tool in "${host_tools[@]}"; do
     if ! command -v "$tool" >/dev/null; then
         echo "vm: $tool missing, running scripts/deps.sh" >&2
@@ -103,7 +109,10 @@ fi
 if [[ -z $initrd ]]; then
 root=$workdir/initramfs
 rm -rf "$root"
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,lib/modules,proc,sys,dev,run,tmp,mnt,guest,etc}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,run,tmp,mnt,guest,etc}
+moddir=/lib/modules
+((nolibs)) && moddir=/modules
+mkdir -p "$root$moddir"
 
 # busybox: the binary goes to /bin/busybox; never create an applet link named busybox (it would
 # replace the binary by a link to itself).
@@ -125,26 +134,37 @@ copy_with_libs() { # SRC DEST_IN_ROOT
     done
 }
 
+# An ELF file with an interpreter or a NEEDED entry needs shared libraries (--no-libs).
+is_static() { ! readelf -lW "$1" | grep -q INTERP && ! readelf -dW "$1" | grep -q '(NEEDED)'; }
+if ((nolibs)); then
+    for f in "$busybox_bin" /sbin/e2fsck.static ${binary:+"$binary"} "${extra[@]}"; do
+        [[ $(head -c 4 "$f") != $'\x7fELF' ]] || is_static "$f" ||
+            { echo "vm: --no-libs: $f is dynamically linked" >&2; exit 3; }
+    done
+    cp /sbin/e2fsck.static "$root/usr/sbin/e2fsck"
+    [[ -z $binary ]] || cp "$binary" "$root/usr/local/bin/scratchcrypt"
+fi
+
 # Oracles for the tests only (the product must not need them). GNU dd is there for conv=sparse,
 # which busybox dd lacks.
-for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup xfs_io; do
+((nolibs)) || for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup xfs_io; do
     p=$(command -v "$tool") || { echo "vm: host tool $tool missing" >&2; exit 3; }
     copy_with_libs "$p" "/usr/sbin/$tool"
 done
-ln -s mke2fs "$root/usr/sbin/mkfs.ext4"
+((nolibs)) || ln -s mke2fs "$root/usr/sbin/mkfs.ext4"
 if ((xfs)); then
     for tool in mkfs.xfs xfs_repair; do
         p=$(command -v "$tool") || { echo "vm: host tool $tool missing (package xfsprogs)" >&2; exit 3; }
         copy_with_libs "$p" "/usr/sbin/$tool"
     done
 fi
-copy_with_libs "$(command -v dd)" /usr/bin/gdd
+((nolibs)) || copy_with_libs "$(command -v dd)" /usr/bin/gdd
 cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
 # glibc loads libgcc_s on thread cancellation; libcryptsetup uses threads.
-for lib in /lib/x86_64-linux-gnu/libgcc_s.so.1; do
+((nolibs)) || for lib in /lib/x86_64-linux-gnu/libgcc_s.so.1; do
     [[ -e $lib && ! -e $root$lib ]] && cp -L "$lib" "$root$lib"
 done
-if [[ -n $binary ]]; then
+if [[ -n $binary ]] && ((!nolibs)); then
     copy_with_libs "$binary" /usr/local/bin/scratchcrypt
 fi
 
@@ -156,8 +176,8 @@ modules=(virtio_pci virtio_blk loop dm-crypt dm-integrity ext4 xts authenc crc32
 for m in "${modules[@]}"; do
     modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
-    cp "$ko" "$root/lib/modules/"
-    echo "/lib/modules/$(basename "$ko")" >>"$root/guest/modules"
+    cp "$ko" "$root$moddir/"
+    echo "$moddir/$(basename "$ko")" >>"$root/guest/modules"
 done
 
 cp "$here/guest/init" "$root/init"
@@ -166,6 +186,10 @@ cp "$here"/guest/*lib.sh "$root/guest/"
 cp "$script" "$root/guest/scenario.sh"
 echo "$name" >"$root/guest/name"
 for f in "${extra[@]}"; do cp "$f" "$root/guest/"; done
+if ((nolibs)); then # nothing in the image may need or be a shared library
+    found=$(cd "$root" && { ls -d lib lib64 usr/lib usr/lib64 2>/dev/null; find . -name '*.so*'; })
+    [[ -z $found ]] || { echo "vm: --no-libs: shared-library paths in the initramfs: $found" >&2; exit 3; }
+fi
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$workdir/initramfs.cpio"
 initrd=$workdir/initramfs.cpio

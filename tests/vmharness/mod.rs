@@ -75,7 +75,7 @@ pub fn run_scenario_on(
     run_scenario_args(test, script, label, disk_size, disks, binary, &[]);
 }
 
-/// [`run_scenario_on`] with more options for `run.sh` (e.g. `--hotplug`).
+/// [`run_scenario_on`] with more options for `run.sh` (e.g. `--hotplug`, `--no-libs`).
 #[allow(dead_code)] // not every test binary that includes the harness uses it
 pub fn run_scenario_args(
     test: &str,
