@@ -89,11 +89,9 @@ pub fn run_scenario_args(
     if !vm_possible(test) {
         return;
     }
-    let _guard = VM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let started = Instant::now();
     let dir = vm_dir();
-    let out = Command::new("bash")
-        .arg(dir.join("run.sh"))
+    let mut cmd = Command::new("bash");
+    cmd.arg(dir.join("run.sh"))
         .arg("--script")
         .arg(dir.join("guest").join(script))
         .arg("--binary")
@@ -101,23 +99,8 @@ pub fn run_scenario_args(
         .args(["--disk-size", disk_size, "--name", label])
         .args(["--disks", &disks.to_string()])
         .args(["--timeout", &TIMEOUT_SECS.to_string()])
-        .args(extra)
-        .output()
-        .expect("cannot run tests/vm/run.sh");
-    let secs = started.elapsed().as_secs_f64();
-    let console = String::from_utf8_lossy(&out.stdout);
-    let harness = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{test}: VM scenario {label} took {secs:.1} s");
-
-    let lines: Vec<&str> = console.lines().collect();
-    if let Err(verdict) = verdict(&lines, label, out.status.success()) {
-        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-        panic!(
-            "{test}: VM scenario {label} failed after {secs:.1} s: {verdict}\n\
-             harness exit: {}\n--- harness ---\n{harness}\n--- console (last 60 lines) ---\n{tail}",
-            out.status
-        );
-    }
+        .args(extra);
+    run_boot(test, label, cmd);
 }
 
 /// The verdict of one boot from its console lines and whether `run.sh` exited 0: a PASS line for
