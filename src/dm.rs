@@ -367,7 +367,13 @@ pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome
         }
         _ => {}
     }
-    remove_any_crypt(dm, name)
+    // Remove what was just checked: a second query could see other devices.
+    remove_found(dm, name, crypt, dif, &any_crypt)
+}
+
+/// Whether a dm UUID is cryptsetup's (`CRYPT-...`).
+fn any_crypt(_: &str, uuid: &str) -> bool {
+    uuid.starts_with("CRYPT-")
 }
 
 /// Remove `<name>` then `<name>_dif` if their dm UUIDs are cryptsetup's (`CRYPT-...`), of any
@@ -376,7 +382,7 @@ pub fn remove_any_crypt(
     dm: &dyn DeviceMapper,
     name: &MappingName,
 ) -> Result<RemoveOutcome, DmError> {
-    remove_matching(dm, name, &|_, uuid| uuid.starts_with("CRYPT-"))
+    remove_matching(dm, name, &any_crypt)
 }
 
 /// Remove `<name>` and `<name>_dif` only if their dm UUIDs are exactly the ones activation set
@@ -403,10 +409,22 @@ fn remove_matching(
     name: &MappingName,
     ours: &dyn Fn(&str, &str) -> bool,
 ) -> Result<RemoveOutcome, DmError> {
-    let crypt_name = name.as_str();
-    let dif_name = name.integrity_name();
     let crypt = dm.info(name.dm_name())?;
     let dif = dm.info(name.integrity_dm_name())?;
+    remove_found(dm, name, crypt, dif, ours)
+}
+
+/// The removal of the devices `crypt` and `dif` found by that name, if `ours` accepts each
+/// `(name, dm UUID)` and the top one is not open.
+fn remove_found(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+    crypt: Option<DmInfo>,
+    dif: Option<DmInfo>,
+    ours: &dyn Fn(&str, &str) -> bool,
+) -> Result<RemoveOutcome, DmError> {
+    let crypt_name = name.as_str();
+    let dif_name = name.integrity_name();
     for (n, info) in [(crypt_name, &crypt), (dif_name.as_str(), &dif)] {
         if let Some(i) = info {
             if !ours(n, &i.uuid) {
