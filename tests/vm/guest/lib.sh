@@ -23,7 +23,7 @@ pass() {
     sleep 0.2 # let /init's /dev/kmsg reader catch up
     fatal=$(kmsg_fatal | wc -l)
     if [ "$fatal" -ne 0 ]; then
-        kmsg_fatal | head -n 30
+        kmsg_fatal_context
         fail "$fatal kernel log lines match '$KMSG_FATAL' (oops, BUG, WARNING, call trace, hung task)"
     fi
     if [ "$KMSG_EXPECT_ERRORS" != 1 ]; then
@@ -63,6 +63,22 @@ kmsg_fatal() {
     else
         dmesg | grep -E "$KMSG_FATAL"
     fi
+}
+
+# Print the kernel log around the first fatal line: a "Call Trace:" alone says nothing, the
+# lines before it name the warning (a failed allocation, a hung task) and the lines after it the
+# stack.
+kmsg_fatal_context() {
+    f="${KMSG_ALL:-/run/kmsg.all}"
+    if [ ! -f "$f" ]; then
+        kmsg_fatal | head -n 30
+        return
+    fi
+    first=$(grep -a -n -E "$KMSG_FATAL" "$f" | head -n 1 | cut -d: -f1)
+    [ -n "$first" ] || return 0
+    from=$((first - 15))
+    [ "$from" -ge 1 ] || from=1
+    sed -n "${from},$((first + 40))p" "$f"
 }
 
 # Fail the scenario when the kernel logged any bad line; show the first ones.

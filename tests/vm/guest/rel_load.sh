@@ -26,7 +26,14 @@ while [ $round -le $ROUNDS ]; do
     n=0
     for p in $pids; do
         n=$((n + 1))
-        wait $p || fail "round $round: run $n failed ($?): $(cat /run/*.err)"
+        wait $p || {
+            rc=$?
+            # A run once failed in CI with ENOMEM from the kernel (a dm table load): show why.
+            dmesg | tail -n 60
+            head -n 8 /proc/meminfo
+            cat /proc/buddyinfo
+            fail "round $round: run $n failed ($rc): $(cat /run/*.err)"
+        }
     done
     # The fast start's grower: a detached process of ours with almost nothing open.
     gpid=$(sed -n 's/.*"grower_pid": *\([0-9]*\).*/\1/p' /run/scratchcrypt/lvdd.json 2>/dev/null)
