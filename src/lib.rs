@@ -56,6 +56,8 @@ struct ReadmeDoctests;
 // The crate's internal modules: private, or public with `test-support`. Spelled out twice on
 // purpose: tools that follow `mod` statements in the source (cargo-mutants, scripts/mutants.sh)
 // cannot see modules declared inside a macro; a macro here made the mutation run find nothing.
+// Those tools ignore `cfg` and see every module twice: scripts/mutants.sh mutates a copy whose
+// lib.rs keeps one `pub mod` per pair (keep the pairs in this exact two-line form for it).
 #[cfg(feature = "test-support")]
 pub mod blockdev;
 #[cfg(not(feature = "test-support"))]
