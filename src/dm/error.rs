@@ -28,6 +28,17 @@ pub enum DmError {
         #[source]
         source: io::Error,
     },
+    /// udev's control socket exists but refuses connections: a leftover of an exited udevd.
+    /// device-mapper calls (ours and libcryptsetup's) would wait for udev for ever.
+    #[error(
+        "{} exists but no udev daemon listens on it (left behind by a udevd that exited); \
+         device-mapper would wait for udev for ever: remove it, or start udevd",
+        path.display()
+    )]
+    StaleUdev {
+        /// The socket, `/run/udev/control`.
+        path: PathBuf,
+    },
     /// The kernel refused a table and does not list its target type.
     #[error("this kernel has no dm-{target} target (needed by {name}; is the dm-{target} module available?)")]
     MissingTarget {
@@ -149,9 +160,9 @@ impl DmError {
     /// The class of this error (for exit statuses).
     pub fn class(&self) -> ErrorClass {
         match self {
-            DmError::NoDeviceMapper { .. } | DmError::MissingTarget { .. } => {
-                ErrorClass::Unsupported
-            }
+            DmError::NoDeviceMapper { .. }
+            | DmError::MissingTarget { .. }
+            | DmError::StaleUdev { .. } => ErrorClass::Unsupported,
             DmError::Ioctl { source, .. }
             | DmError::Control { source, .. }
             | DmError::Source { source, .. }

@@ -3,11 +3,15 @@
 //! Quirks handled here (see `vendor-notes.md`): the crate never creates `/dev/mapper` nodes,
 //! so without udev we `mknod` them; it logs whole tables at `trace` level, so every table is
 //! loaded with `DM_SECURE_DATA` and the caller must never enable trace logging for it; its
-//! errors carry the whole ioctl header in their text, so only the errno is kept.
+//! errors carry the whole ioctl header in their text, so only the errno is kept; it takes udev
+//! for running whenever `/run/udev/control` exists, and then waits on a udev cookie that an
+//! exited udevd never releases (as libdevmapper, under libcryptsetup, does too): [`RealDm::new`]
+//! refuses such a leftover socket instead of hanging.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,6 +48,11 @@ impl RealDm {
     pub fn new() -> Result<RealDm, DmError> {
         let minor =
             kernel::device_mapper_minor().map_err(|source| DmError::NoDeviceMapper { source })?;
+        if udev_at(Path::new(UDEV_CONTROL)) == Udev::Stale {
+            return Err(DmError::StaleUdev {
+                path: PathBuf::from(UDEV_CONTROL),
+            });
+        }
         if !Path::new(DM_CONTROL).exists() {
             make_node(Path::new(DM_CONTROL), libc::S_IFCHR, 10, minor)?;
         }
@@ -52,6 +61,33 @@ impl RealDm {
             source: to_io(e),
         })?;
         Ok(RealDm { dm })
+    }
+}
+
+/// What udev's control socket says about udev.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Udev {
+    /// No socket: udev does not run; nobody waits for it.
+    Absent,
+    /// A socket that takes connections (or one we cannot judge): udev runs.
+    Live,
+    /// A path that refuses connections: what udevd leaves behind when it exits. The
+    /// devicemapper crate and libdevmapper test only that the path exists, and would wait for
+    /// udev for ever.
+    Stale,
+}
+
+/// Judge udev's control socket at `path` by connecting to it. udevd's socket is
+/// `SOCK_SEQPACKET`, so our stream socket gets `EPROTOTYPE` from a live one; a socket nobody
+/// listens on, or a file that is no socket, gets `ECONNREFUSED`.
+fn udev_at(path: &Path) -> Udev {
+    if !path.exists() {
+        return Udev::Absent;
+    }
+    match UnixStream::connect(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Udev::Stale,
+        // Connected, EPROTOTYPE (live udevd), or a reason that proves nothing (EACCES).
+        _ => Udev::Live,
     }
 }
 
@@ -232,7 +268,7 @@ impl DeviceMapper for RealDm {
 
     fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
         let path = node_path(&name.to_string());
-        if Path::new(UDEV_CONTROL).exists() {
+        if udev_at(Path::new(UDEV_CONTROL)) == Udev::Live {
             let start = Instant::now();
             while start.elapsed() < UDEV_WAIT {
                 if path.exists() {
@@ -293,6 +329,35 @@ mod tests {
                 .starts_with("this kernel has no device-mapper"),
             "{e}"
         );
+        assert_eq!(e.class(), crate::class::ErrorClass::Unsupported);
+    }
+
+    #[test]
+    fn udev_socket_is_judged_by_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control");
+        assert_eq!(udev_at(&path), Udev::Absent);
+
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(udev_at(&path), Udev::Live);
+        // Closed without unlinking, as an exiting udevd leaves it.
+        drop(listener);
+        assert!(path.exists());
+        assert_eq!(udev_at(&path), Udev::Stale);
+
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, b"not a socket").unwrap();
+        assert_eq!(udev_at(&path), Udev::Stale);
+    }
+
+    #[test]
+    fn stale_udev_error_names_the_socket_and_the_way_out() {
+        let e = DmError::StaleUdev {
+            path: PathBuf::from(UDEV_CONTROL),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("/run/udev/control"), "{msg}");
+        assert!(msg.contains("remove it"), "{msg}");
         assert_eq!(e.class(), crate::class::ErrorClass::Unsupported);
     }
 }
