@@ -235,7 +235,8 @@ fn quiet_is_global_and_keeps_errors() {
 }
 
 /// Completions for bash, zsh and fish come from the clap definitions: each names every
-/// command and an option of `encrypt`; the bash one is valid shell.
+/// command and an option of `encrypt`, and not the hidden `generate`; the bash one is valid
+/// shell.
 #[test]
 fn completions_cover_every_command() {
     let commands = [
@@ -261,6 +262,11 @@ fn completions_cover_every_command() {
         assert!(
             text.contains("fast-start"),
             "{shell} completion lacks --fast-start"
+        );
+        // The hidden packaging command is not offered.
+        assert!(
+            !text.contains("generate"),
+            "{shell} completion offers the hidden generate command"
         );
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Subcommand};
+use clap::{Command, CommandFactory, Subcommand};
 use clap_complete::Shell;
 
 use scratchcrypt::Error;
@@ -40,7 +40,7 @@ pub fn run(g: Generate) -> Result<(), Error> {
         }
         Generate::Completions { shell } => {
             let mut out = Vec::new();
-            clap_complete::generate(shell, &mut cmd.clone(), "scratchcrypt", &mut out);
+            clap_complete::generate(shell, &mut without_hidden(&cmd), "scratchcrypt", &mut out);
             std::io::stdout()
                 .write_all(&out)
                 .map_err(|source| Error::Io {
@@ -51,4 +51,16 @@ pub fn run(g: Generate) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `cmd` without its hidden subcommands (this one among them): clap_complete offers hidden
+/// subcommands too, and a user's tab key has no business with a packaging command.
+fn without_hidden(cmd: &Command) -> Command {
+    let mut out = Command::new("scratchcrypt")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(cmd.get_arguments().cloned());
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    out.subcommands(cmd.get_subcommands().filter(|c| !c.is_hide_set()).cloned())
 }
