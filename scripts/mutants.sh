@@ -56,6 +56,7 @@ if grep -q 'cfg(not(feature = "test-support"))' "$tree/src/lib.rs"; then
     echo "mutants: could not turn lib.rs's module pairs into single declarations" >&2
     exit 1
 fi
-# MUTANTS_TESTS replaces the test selection, e.g. "--lib --test loop_sparse" for sparse/.
+# MUTANTS_TESTS replaces the test selection, e.g. "--lib --test loop_sparse" for sparse/;
+# MUTANTS_TIMEOUT (seconds, default 300) bounds a mutant that makes a test loop for ever.
 read -r -a tests <<<"${MUTANTS_TESTS:---lib --test format --test plan_exact --test cli}"
-cargo mutants --dir "$tree" --output . --no-shuffle --timeout 300 "${args[@]}" -- "${tests[@]}"
+cargo mutants --dir "$tree" --output . --no-shuffle --timeout "${MUTANTS_TIMEOUT:-300}" "${args[@]}" -- "${tests[@]}"
