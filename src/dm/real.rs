@@ -219,6 +219,8 @@ impl DeviceMapper for RealDm {
             table.target.to_owned(),
             table.params.as_str().to_owned(),
         )];
+        // A table load constructs the target: for dm-integrity, a dm-bufio client.
+        let _integrity_lock = kernel::dm_integrity_lock();
         let r = self.dm.table_load(
             &DevId::Name(n),
             &targets,
@@ -248,6 +250,8 @@ impl DeviceMapper for RealDm {
     fn remove(&self, name: &DmName) -> Result<(), DmError> {
         let n = name;
         let name = &name.to_string();
+        // Removing a dm-integrity device destroys its dm-bufio client.
+        let _integrity_lock = kernel::dm_integrity_lock();
         self.dm
             .device_remove(&DevId::Name(n), DmOptions::default())
             .map(|_| ())

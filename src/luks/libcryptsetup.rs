@@ -119,7 +119,9 @@ impl LuksFormatter for Libcryptsetup {
         cd.settings_handle()
             .set_metadata_size(METADATA_SIZE, keyslots)
             .map_err(fail("size the metadata area"))?;
-        rd.format_luks2(
+        // The format creates and removes a temporary dm-integrity device (kernel::dm_integrity_lock).
+        let integrity_lock = crate::kernel::dm_integrity_lock();
+        let formatted = rd.format_luks2(
             &Luks2Integrity {
                 cipher: CIPHER.0,
                 cipher_mode: CIPHER.1,
@@ -128,8 +130,9 @@ impl LuksFormatter for Libcryptsetup {
                 journal_bytes: JOURNAL_BYTES,
             },
             key.expose(),
-        )
-        .map_err(|e| {
+        );
+        drop(integrity_lock);
+        formatted.map_err(|e| {
             // The kernel autoloads dm-integrity on first use, so it can only be known to be
             // missing once the format's temporary integrity device failed.
             if crate::kernel::lacks_dm_target("integrity") {
