@@ -81,7 +81,7 @@ pub(super) fn geometry(file: &File, path: &Path) -> Result<(u64, u64, Kind), Spa
 /// Read exactly `buf.len()` bytes at `offset`, retrying short reads and `EINTR`. A read of zero
 /// bytes means the source ended inside the extent that ends at `extent_end`.
 pub(super) fn read_full_at(
-    file: &File,
+    file: &impl FileExt,
     path: &Path,
     mut buf: &mut [u8],
     mut offset: u64,
@@ -117,7 +117,7 @@ pub(super) fn read_full_at(
 /// must start and end on a multiple of `block`: a short write that stops inside a block makes
 /// the next attempt misaligned, which is an error rather than a read-modify-write.
 pub(super) fn write_full_at(
-    file: &File,
+    file: &impl FileExt,
     path: &Path,
     mut buf: &[u8],
     mut offset: u64,

@@ -257,6 +257,96 @@ fn truncated_source_is_an_error() {
     assert!(matches!(e, SparseError::Truncated { .. }), "{e:?}");
 }
 
+/// A file whose every read and write is short (at most one block) and whose every other call
+/// fails with EINTR, or with `hard` from the `fail_from`-th call on: what a regular file never
+/// does, but a block device, a FUSE file or a signal can.
+struct Choppy {
+    data: std::cell::RefCell<Vec<u8>>,
+    calls: std::cell::Cell<u32>,
+    fail_from: u32,
+}
+
+impl Choppy {
+    fn new(data: Vec<u8>) -> Choppy {
+        Choppy {
+            data: std::cell::RefCell::new(data),
+            calls: std::cell::Cell::new(0),
+            fail_from: u32::MAX,
+        }
+    }
+
+    /// Count the call; EINTR on odd calls, the hard error from `fail_from` on. A hard error
+    /// retried again and again is a bug: stop the test instead of spinning.
+    fn call(&self) -> std::io::Result<()> {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        assert!(n < 1000, "an error was retried {n} times");
+        if n >= self.fail_from {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        if n % 2 == 1 {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        Ok(())
+    }
+}
+
+impl FileExt for Choppy {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.call()?;
+        let data = self.data.borrow();
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(B as usize).min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        self.call()?;
+        let mut data = self.data.borrow_mut();
+        let n = buf.len().min(B as usize);
+        let start = offset as usize;
+        data[start..start + n].copy_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Short reads and writes continue where the last one stopped, EINTR is retried, and any
+/// other error is returned at once.
+#[test]
+fn short_and_interrupted_io_is_retried_in_place() {
+    let pattern: Vec<u8> = (0..16 * B).map(|i| (i / 7) as u8).collect();
+    let src = Choppy::new(pattern.clone());
+    let mut buf = vec![0u8; 5 * B as usize];
+    super::copy::read_full_at(&src, Path::new("choppy"), &mut buf, 8 * B, 13 * B).unwrap();
+    assert_eq!(buf, pattern[8 * B as usize..13 * B as usize]);
+    assert!(src.calls.get() >= 10, "five short reads, five EINTRs");
+
+    let dst = Choppy::new(vec![0xEE; 16 * B as usize]);
+    super::copy::write_full_at(&dst, Path::new("choppy"), &buf, 2 * B, B).unwrap();
+    let written = dst.data.borrow();
+    assert_eq!(written[2 * B as usize..7 * B as usize], buf[..]);
+    assert!(written[..2 * B as usize].iter().all(|&b| b == 0xEE));
+    assert!(written[7 * B as usize..].iter().all(|&b| b == 0xEE));
+
+    let mut failing = Choppy::new(pattern);
+    failing.fail_from = 4;
+    let e =
+        super::copy::read_full_at(&failing, Path::new("choppy"), &mut buf, 0, 5 * B).unwrap_err();
+    assert!(
+        matches!(e, SparseError::Read { offset, .. } if offset == B),
+        "{e:?}"
+    );
+    assert_eq!(failing.calls.get(), 4);
+    failing.calls.set(0);
+    let e = super::copy::write_full_at(&failing, Path::new("choppy"), &buf, 0, B).unwrap_err();
+    assert!(
+        matches!(e, SparseError::Write { offset, .. } if offset == B),
+        "{e:?}"
+    );
+    assert_eq!(failing.calls.get(), 4);
+}
+
 /// A write that would start or end inside a block is refused before it reaches the kernel.
 #[test]
 fn misaligned_write_is_refused() {
