@@ -4,7 +4,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 use std::fs::{File, OpenOptions};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -134,6 +134,28 @@ fn extent_larger_than_buffer() {
     let p = pair(size, size, &[8 * B..300 * B]);
     let stats = copy_and_compare(&p, size, size, 3 * B as usize);
     assert_eq!((stats.bytes_copied, stats.extents), (292 * B, 1));
+}
+
+/// A buffer size that is no multiple of the block size is rounded down to whole blocks: the
+/// copy goes in chunks of exactly that many blocks (and never in a partial block).
+#[test]
+fn buffer_is_rounded_down_to_whole_blocks() {
+    let size = 32 * B;
+    let p = pair(size, size, &[2 * B..12 * B]);
+    let mut chunks = Vec::new();
+    copy_extents_with_buffer(
+        &p.src,
+        &p.src_path,
+        &p.dst,
+        &p.dst_path,
+        3 * B as usize + 100,
+        &mut |n| {
+            chunks.push(n);
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(chunks, [3 * B, 3 * B, 3 * B, B]);
 }
 
 /// Many small extents with holes between them are all copied and the holes left alone.
