@@ -197,6 +197,7 @@ fn loop_zero_ranges_both_methods() {
         )
         .unwrap();
         assert_eq!(stats.bytes_zeroed, 4 * MIB + 8192);
+        assert_eq!(stats.method, method);
         let mut got = vec![0u8; size as usize];
         dst.read_exact_at(&mut got, 0).unwrap();
         for (i, &b) in got.iter().enumerate() {
@@ -232,13 +233,16 @@ fn loop_alignment_follows_logical_block_size() {
         "{e:?}"
     );
     let d = Dev::new(4 * MIB, 512);
-    zero_ranges(
+    let stats = zero_ranges(
         &d.open(),
         d.dev.path(),
         &[512..4096],
         &mut scratchcrypt::sparse::no_progress,
     )
     .unwrap();
+    // On a block device, zero_ranges picks the block-device method (a regular file gets pwrite).
+    assert_eq!(stats.method, scratchcrypt::sparse::BLOCK_DEVICE_METHOD);
+    assert_eq!(stats.bytes_zeroed, 4096 - 512);
 }
 
 /// ramfs reports a whole file as data: the probe refuses it, naming ramfs.
