@@ -431,6 +431,15 @@ fn zero_ranges_validation() {
     #[allow(clippy::reversed_empty_ranges)]
     let inverted = [8 * B..4 * B];
     assert!(matches!(z(&inverted), SparseError::RangeOutOfBounds { .. }));
+    // Ranges that touch do not overlap.
+    let touching = zero_ranges(
+        &p.dst,
+        &p.dst_path,
+        &[2 * B..3 * B, B..2 * B],
+        &mut no_progress,
+    )
+    .unwrap();
+    assert_eq!((touching.bytes_zeroed, touching.ranges), (2 * B, 2));
     // The refusal names the range as given: its start and its length.
     assert!(matches!(
         z(&[B + 512..3 * B]),
@@ -442,7 +451,10 @@ fn zero_ranges_validation() {
         SparseError::Misaligned { offset, len, block_size: B, .. }
             if offset == 2 * B && len == B + 512
     ));
-    assert!(read_all(&p.dst, 16 * B).iter().all(|&b| b == 0xEE));
+    let dst = read_all(&p.dst, 16 * B);
+    assert!(dst[B as usize..3 * B as usize].iter().all(|&b| b == 0));
+    assert!(dst[..B as usize].iter().all(|&b| b == 0xEE));
+    assert!(dst[3 * B as usize..].iter().all(|&b| b == 0xEE));
 }
 
 /// BLKZEROOUT on a regular file fails with an error naming the zero step.
