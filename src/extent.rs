@@ -310,6 +310,21 @@ mod tests {
         );
         assert_eq!(e.to_string(), "seek data in /img from offset 4096");
         assert!(std::error::Error::source(&e).is_some());
+        // Only EINVAL *at offset 0* means "no SEEK_DATA here": EIO at 0 and EINVAL further on
+        // are plain errors.
+        for (errno, pos) in [(libc::EIO, 0), (libc::EINVAL, 4096)] {
+            let e = next_extent(
+                |_, _| Err(io::Error::from_raw_os_error(errno)),
+                Path::new("/img"),
+                pos,
+                8192,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, ExtentError::SeekData { offset, .. } if offset == pos),
+                "errno {errno} at {pos}: {e:?}"
+            );
+        }
     }
 
     /// A SEEK_HOLE failure after data was found (e.g. ENXIO: the file shrank) is an error.
