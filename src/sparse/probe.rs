@@ -43,7 +43,6 @@ pub fn fs_type_name(magic: i64) -> String {
         0x2fc1_2fc1 => "zfs",
         0x4d44 => "vfat",
         0x0102_1997 => "v9fs",
-        0x7366_7362 => "virtiofs?",
         _ => return format!("unknown (f_type {magic:#x})"),
     };
     name.to_string()

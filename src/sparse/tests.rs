@@ -518,11 +518,37 @@ fn probe_of_missing_dir_fails() {
     assert_eq!(e.class(), ErrorClass::InvalidInput);
 }
 
-/// statfs magics get names, unknown ones their number.
+/// statfs magics get names (checked against libc's copies of `linux/magic.h`, so a wrong or
+/// missing magic shows), unknown ones their number.
 #[test]
+#[allow(clippy::unnecessary_cast)] // the constants' type differs between targets
 fn fs_type_names() {
-    assert_eq!(fs_type_name(0x858458f6), "ramfs");
+    for (magic, name) in [
+        (libc::EXT4_SUPER_MAGIC as i64, "ext2/3/4"),
+        (libc::TMPFS_MAGIC as i64, "tmpfs"),
+        (0x8584_58f6, "ramfs"), // RAMFS_MAGIC (not in libc)
+        (libc::XFS_SUPER_MAGIC as i64, "xfs"),
+        (libc::BTRFS_SUPER_MAGIC as i64, "btrfs"),
+        (libc::OVERLAYFS_SUPER_MAGIC as i64, "overlayfs"),
+        (libc::NFS_SUPER_MAGIC as i64, "nfs"),
+        (libc::FUSE_SUPER_MAGIC as i64, "fuse"),
+        (libc::MSDOS_SUPER_MAGIC as i64, "vfat"),
+        (0x0102_1997, "v9fs"), // V9FS_MAGIC (not in libc)
+        // OpenZFS's ZFS_SUPER_MAGIC (not in linux/magic.h).
+        (0x2fc1_2fc1, "zfs"),
+    ] {
+        assert_eq!(fs_type_name(magic), name, "{magic:#x}");
+    }
     assert_eq!(fs_type_name(0x1234), "unknown (f_type 0x1234)");
+}
+
+/// The probe file is at least 8 MiB even for a tiny image, so that a hole follows its first
+/// block on any file system (a probe the image's size would be all data, and refused).
+#[test]
+fn probe_of_a_tiny_image_still_finds_a_hole() {
+    let h = check_holes_supported(Path::new("/dev/shm"), 4096).unwrap();
+    assert_eq!(h.fs_type, "tmpfs");
+    assert_eq!(h.first_hole, 4096);
 }
 
 /// A progress callback that breaks stops the zeroing and the copy after that chunk.
