@@ -34,6 +34,9 @@ const UDEV_WAIT: Duration = Duration::from_secs(3);
 /// The real device-mapper.
 pub struct RealDm {
     dm: DM,
+    /// udev's state, judged once when the handle is made: whether our node wait has anyone
+    /// to wait for.
+    udev: Udev,
 }
 
 impl std::fmt::Debug for RealDm {
@@ -48,7 +51,8 @@ impl RealDm {
     pub fn new() -> Result<RealDm, DmError> {
         let minor =
             kernel::device_mapper_minor().map_err(|source| DmError::NoDeviceMapper { source })?;
-        if udev_at(Path::new(UDEV_CONTROL)) == Udev::Stale {
+        let udev = udev_at(Path::new(UDEV_CONTROL));
+        if udev == Udev::Stale {
             return Err(DmError::StaleUdev {
                 path: PathBuf::from(UDEV_CONTROL),
             });
@@ -60,7 +64,7 @@ impl RealDm {
             path: PathBuf::from(DM_CONTROL),
             source: to_io(e),
         })?;
-        Ok(RealDm { dm })
+        Ok(RealDm { dm, udev })
     }
 }
 
@@ -272,7 +276,7 @@ impl DeviceMapper for RealDm {
 
     fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
         let path = node_path(&name.to_string());
-        if udev_at(Path::new(UDEV_CONTROL)) == Udev::Live {
+        if self.udev == Udev::Live {
             let start = Instant::now();
             while start.elapsed() < UDEV_WAIT {
                 if path.exists() {
