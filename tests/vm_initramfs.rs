@@ -25,27 +25,7 @@ fn repo() -> &'static Path {
 /// installed from crates.io when missing).
 fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
-    DEB.get_or_init(|| {
-        let started = Instant::now();
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/build-deb.sh"))
-            .output()
-            .expect("cannot run scripts/build-deb.sh");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "scripts/build-deb.sh failed: {}\n{stderr}",
-            out.status
-        );
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        eprintln!(
-            "build-deb: {} in {:.1} s",
-            path.display(),
-            started.elapsed().as_secs_f64()
-        );
-        assert!(path.is_file(), "no package at {}", path.display());
-        path
-    })
+    DEB.get_or_init(|| vmharness::build_script("build-deb.sh"))
 }
 
 fn root_or_skip(test: &str) -> bool {

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod vmharness;
@@ -34,24 +34,6 @@ fn has_interpreter(path: &Path) -> bool {
     })
 }
 
-/// Build (or reuse) the static binary; its path.
-fn build_static() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-static.sh"))
-        .output()
-        .expect("cannot run scripts/build-static.sh");
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "scripts/build-static.sh failed ({}):\n{}",
-        out.status,
-        &log[log.len().saturating_sub(6000)..]
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(path.is_file(), "build-static.sh printed {}", path.display());
-    path
-}
-
 /// The static binary has no interpreter (the dynamic one, as a control of the check, has one)
 /// and runs encrypt, the stress and cleanup in a guest without any shared library.
 #[test]
@@ -63,7 +45,8 @@ fn vm_static_binary_in_a_guest_without_libraries() {
     assert!(has_interpreter(Path::new(env!(
         "CARGO_BIN_EXE_scratchcrypt"
     ))));
-    let bin = build_static();
+    // Builds (or reuses) the static binary.
+    let bin = vmharness::build_script("build-static.sh");
     assert!(
         !has_interpreter(&bin),
         "{} is dynamically linked",

@@ -63,6 +63,43 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
     profile.join("examples").join(name)
 }
 
+/// Run the build script `scripts/<script>`, which prints the path of what it built on stdout,
+/// and return that path (it must be a file). A failure shows the end of the script's stderr.
+pub fn build_script(script: &str) -> PathBuf {
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(script),
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/{script}: {e}"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let mut tail = log.len().saturating_sub(6000);
+    while !log.is_char_boundary(tail) {
+        tail += 1;
+    }
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed ({}):\n{}",
+        out.status,
+        &log[tail..]
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    eprintln!(
+        "{script}: {} in {:.1} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        path.is_file(),
+        "scripts/{script} printed {}, which is no file",
+        path.display()
+    );
+    path
+}
+
 /// [`run_scenario`] with `disks` fresh disks of `disk_size` (/dev/vda, /dev/vdb, ...).
 pub fn run_scenario_on(
     test: &str,
