@@ -14,7 +14,7 @@
 //! `sysfs: cannot create duplicate filename`, a call trace, `kmem_cache_create(dm_bufio_buffer)
 //! failed with error -17`, and the table load fails with ENOMEM (libcryptsetup: "reload ioctl
 //! on temporary-cryptsetup-... failed: Cannot allocate memory"). Four scratch disks prepared
-//! in parallel hit it about once in fifteen rounds in the VM (`rel_load.sh`). [`dm_integrity_lock`]
+//! in parallel hit it twice in 120 rounds in the VM (`rel_load.sh`), and once in a CI run. [`dm_integrity_lock`]
 //! serialises the steps of scratchcrypt processes that create or remove dm-integrity devices:
 //! the header format (its temporary integrity device) and every table load and removal.
 

@@ -280,7 +280,7 @@ fn truncated_source_is_an_error() {
 }
 
 /// A file whose every read and write is short (at most one block) and whose every other call
-/// fails with EINTR, or with `hard` from the `fail_from`-th call on: what a regular file never
+/// fails with EINTR, or with EIO from the `fail_from`-th call on: what a regular file never
 /// does, but a block device, a FUSE file or a signal can.
 struct Choppy {
     data: std::cell::RefCell<Vec<u8>>,
