@@ -152,6 +152,9 @@ else
 Description=scratchcrypt VM check (tests/vm/guest/initramfs_check.sh)
 Wants=scratchcrypt@dev-vdb.service
 After=scratchcrypt@dev-vdb.service local-fs.target
+# Before the gettys: a login prompt on the shared console once landed in front of the verdict
+# line ("vm login: SCRATCHCRYPT-VM: PASS ..."), which then was no verdict.
+Before=getty.target serial-getty@ttyS0.service
 [Service]
 Type=oneshot
 StandardOutput=tty
