@@ -48,18 +48,23 @@ pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, bina
 /// the library's test hooks) and return the path of its binary.
 #[allow(dead_code)] // not every test binary that includes the harness uses it
 pub fn build_example(name: &str) -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cannot run cargo");
-    assert!(status.success(), "building the {name} example failed");
     let exe = std::env::current_exe().expect("the test binary's path");
     // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
     let profile = exe
         .parent()
         .and_then(Path::parent)
         .expect("the test binary lives in target/<profile>/deps");
+    // Build it in the profile of the tests (`cargo test --release` looks in target/release).
+    let mut args = vec!["build", "--quiet", "--example", name];
+    if profile.file_name().is_some_and(|p| p == "release") {
+        args.push("--release");
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building the {name} example failed");
     profile.join("examples").join(name)
 }
 
