@@ -127,14 +127,22 @@ pub fn initial_params(
 /// The smallest journal (in blocks) whose largest transaction holds one online-resize step.
 ///
 /// `ext4_flex_group_add` (fs/ext4/resize.c) starts one handle of `3 + 1 + ⌈groups / 64⌉ +
-/// reserved_gdb` credits for a chunk of up to 16 groups, and jbd2 refuses a handle larger than
-/// a quarter of the journal (`jbd2_journal_get_max_txn_bufs`; older kernels subtract 1024
-/// blocks first) with ENOSPC. mke2fs reserves 1024 GDT blocks from 8 GiB up, so the 16 MiB
-/// journal of a small initial filesystem (4096 blocks: 1024 credits) cannot grow it: seen as
-/// ENOSPC on the first step at 32 GiB. Rounded up to whole MiB.
+/// reserved_gdb` credits for a chunk of up to 16 groups, and a jbd2 transaction holds at most a
+/// quarter of the journal (`j_max_transaction_buffers`: `j_total_len / 4`, less the fast-commit
+/// area, which our filesystems do not have). mke2fs reserves 1023–1024 GDT blocks from 8 GiB up,
+/// so the 16 MiB journal of a small initial filesystem (4096 blocks: 1024 credits) cannot hold
+/// a step. What Linux 6.1 then does depends on the excess: ENOSPC on the first step at 32 GiB
+/// (1045 credits), but at 8 GiB (1028) the resize ioctl spins in `start_this_handle` for ever
+/// (a soft lockup; seen with this floor removed, `vm_grow_negative_controls`). 16 credits of
+/// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB: 17 MiB from
+/// 8 GiB up, 9 MiB at 4 GiB (below the 16 MiB mke2fs gives the initial filesystem).
 pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
-    let credits = 3 + 1 + 1 + reserved_gdt_blocks + 16;
-    (4 * credits + 1024).div_ceil(256) * 256
+    (4 * resize_step_credits(reserved_gdt_blocks)).div_ceil(256) * 256
+}
+
+/// Journal credits of one resize step's handle, with 16 of slack (see [`min_journal_blocks`]).
+fn resize_step_credits(reserved_gdt_blocks: u64) -> u64 {
+    3 + 1 + 1 + reserved_gdt_blocks + 16
 }
 
 /// Store `noinit_itable` in the superblock's mount options (after `ext2fs_initialize`, which

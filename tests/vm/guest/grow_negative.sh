@@ -3,8 +3,11 @@
 # zeroes before each resize step. The kernel must hit a never-written block each time — the
 # proof that the growth test (fast_start.sh) would see a missing zero range. The control of the
 # control, with everything zeroed, must grow cleanly.
-# Disks: /dev/vda and /dev/vdc 2 GiB, /dev/vdb 8 GiB (a growth in several steps: encrypt writes
-# the mapping's last block itself, so only an intermediate step's last block is never written).
+# Disks: /dev/vda 2 GiB; /dev/vdb 8 GiB (a growth in several steps: encrypt writes the mapping's
+# last block itself, so only an intermediate step's last block is never written); /dev/vdc
+# 8 GiB, so that the control grows a filesystem with mke2fs' 1023 reserved GDT blocks, whose
+# resize steps need the journal floor (growth::min_journal_blocks): too small, and the first
+# step fails with ENOSPC.
 . /guest/lib.sh
 KMSG_EXPECT_ERRORS=1
 mkdir -p /mnt/ctl /mnt/nb /mnt/nl
