@@ -143,6 +143,15 @@ fn fuse_grow_online_reads_nothing_unwritten() {
     )
     .unwrap();
     assert_eq!(report.steps, 2, "{report:?}");
+    // The split of the time: both parts measured, neither more than the whole.
+    assert!(
+        report.resize_seconds > 0.0 && report.zero_seconds > 0.0,
+        "{report:?}"
+    );
+    assert!(
+        report.zero_seconds + report.resize_seconds <= report.seconds,
+        "{report:?}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(report.fs_bytes, p.plan.final_block_count * 4096);
     let st = nix::sys::statvfs::statvfs(dir.path()).unwrap();
