@@ -13,6 +13,8 @@
 #   BENCH_RECIPES        recipes in run order (default: all, see tests/vm/guest/bench.sh)
 #   BENCH_ONCE           recipes run in round 1 only (default: full_wipe)
 #   BENCH_STRESS_ROUNDS  rounds whose runs get the stress (default 1)
+#   BENCH_PEAK           0: do not sample peak memory (the sampler's processes take guest CPU
+#                        from the recipe being timed; default 1)
 # Slow: the full wipe runs at the emulated ~15-20 MB/s (4 GiB ≈ 8 min, 16 GiB ≈ 30 min); with the
 # default three rounds a 4 GiB run took 33 minutes on a busy machine, 16 GiB 26 minutes without
 # the full wipe (which adds about 30).
@@ -45,6 +47,7 @@ RECIPES="$recipes"
 ROUNDS=$rounds
 ONCE="$once"
 STRESS_ROUNDS=$stress_rounds
+PEAK=${BENCH_PEAK:-1}
 EOF
     echo "vm-bench: $size, $disks disks ($rounds rounds of: $recipes; once: $once), workdir $work" >&2
     bash tests/vm/run.sh --script tests/vm/guest/bench.sh --binary "$bin" --disk-size "$size" \
