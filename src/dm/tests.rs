@@ -225,6 +225,47 @@ fn bad_inputs_create_nothing() {
     assert!(!dm.calls().iter().any(|c| c.starts_with("create")));
 }
 
+/// An ENOMEM from a dm-integrity table load (Linux 6.1's dm-bufio slab race with another
+/// tool's device) is retried twice; a third one, or an ENOMEM from the crypt table, is final.
+#[test]
+fn integrity_load_enomem_is_retried_twice() {
+    let loads = |dm: &MockDm, name: &str| {
+        dm.calls()
+            .iter()
+            .filter(|c| *c == &format!("load {name}"))
+            .count()
+    };
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.fail_on("load", "scratch_dif", libc::ENOMEM);
+    dm.fail_on("load", "scratch_dif", libc::ENOMEM);
+    run(&dm, &fx).unwrap();
+    assert_eq!(loads(&dm, "scratch_dif"), 3);
+    assert!(dm.device("scratch").unwrap().active.is_some());
+
+    let fx = fixture();
+    let dm = MockDm::new();
+    for _ in 0..3 {
+        dm.fail_on("load", "scratch_dif", libc::ENOMEM);
+    }
+    let e = run(&dm, &fx).unwrap_err();
+    assert!(
+        matches!(&e, DmError::Ioctl { source, .. } if source.raw_os_error() == Some(libc::ENOMEM)),
+        "{e:?}"
+    );
+    assert_eq!(loads(&dm, "scratch_dif"), 3);
+    assert!(dm.device_names().is_empty(), "rolled back");
+
+    // Other errors, and other targets, are not retried.
+    for (name, errno) in [("scratch_dif", libc::EINVAL), ("scratch", libc::ENOMEM)] {
+        let fx = fixture();
+        let dm = MockDm::new();
+        dm.fail_on("load", name, errno);
+        run(&dm, &fx).unwrap_err();
+        assert_eq!(loads(&dm, name), 1, "{name} {errno}");
+    }
+}
+
 /// No key byte reaches an error message or Debug output, even with the hex fallback.
 #[test]
 fn errors_never_show_the_key() {
