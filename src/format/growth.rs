@@ -131,9 +131,9 @@ pub fn initial_params(
 /// quarter of the journal (`j_max_transaction_buffers`: `j_total_len / 4`, less the fast-commit
 /// area, which our filesystems do not have). mke2fs reserves 1023–1024 GDT blocks from 8 GiB up,
 /// so the 16 MiB journal of a small initial filesystem (4096 blocks: 1024 credits) cannot hold
-/// a step. What Linux 6.1 then does depends on the excess: ENOSPC on the first step at 32 GiB
-/// (1045 credits), but at 8 GiB (1028) the resize ioctl spins in `start_this_handle` for ever
-/// (a soft lockup; seen with this floor removed, `vm_grow_negative_controls`). 16 credits of
+/// a step (1028–1029 credits). Linux 6.1 was seen to fail the first step with ENOSPC at
+/// 32 GiB, and at 8 GiB to spin in `start_this_handle` until the soft-lockup watchdog fired
+/// (`vm_grow_negative_controls` with this floor removed). 16 credits of
 /// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB: 17 MiB from
 /// 8 GiB up, 9 MiB at 4 GiB (below the 16 MiB mke2fs gives the initial filesystem).
 pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
