@@ -137,12 +137,8 @@ pub fn initial_params(
 /// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB: 17 MiB from
 /// 8 GiB up, 9 MiB at 4 GiB (below the 16 MiB mke2fs gives the initial filesystem).
 pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
-    (4 * resize_step_credits(reserved_gdt_blocks)).div_ceil(256) * 256
-}
-
-/// Journal credits of one resize step's handle, with 16 of slack (see [`min_journal_blocks`]).
-fn resize_step_credits(reserved_gdt_blocks: u64) -> u64 {
-    3 + 1 + 1 + reserved_gdt_blocks + 16
+    let credits = 3 + 1 + 1 + reserved_gdt_blocks + 16;
+    (4 * credits).div_ceil(256) * 256
 }
 
 /// Store `noinit_itable` in the superblock's mount options (after `ext2fs_initialize`, which
