@@ -3,8 +3,8 @@
 #
 # Why: the tool runs from minimal initramfs images; the default (dynamic) build needs 13 shared
 # libraries there. Debian ships no static libcryptsetup or libdevmapper, so this script fetches
-# Debian's own source packages by name (`apt-get source cryptsetup lvm2`, deb-src of the same
-# archive), builds only the two libraries, with only what scratchcrypt uses:
+# Debian's own source packages by name (`apt-get source cryptsetup lvm2`, through the project-local
+# apt configuration of scripts/apt-local.sh, never /etc/apt), builds only the two libraries, with only what scratchcrypt uses:
 #   - libdevmapper (lvm2's libdm): no udev sync, no SELinux, no blkid, no dmeventd;
 #   - libcryptsetup: no external token plugins (so no dlopen), no SSH token, no udev, no SELinux,
 #     no blkid, no argon2 (we never run a PBKDF but PBKDF2 for the volume-key digest), no
@@ -61,37 +61,26 @@ mkdir -p "$static"
 exec 9>"$static/.lock" # one build at a time (a test and a developer may start it together)
 flock 9
 
-# The version `apt-get source <pkg>` would fetch, from the .dsc name it prints.
+# Source packages come through the project-local apt configuration of the host's release
+# (scripts/apt-local.sh: its own deb-src sources, lists and cache under <target>/apt/), so neither
+# a missing deb-src entry on the host nor one that an earlier run left there changes the result.
+. /etc/os-release
+apt_local() { bash "$repo/scripts/apt-local.sh" "$VERSION_CODENAME" "$@"; }
+
+# The version `apt-get source <pkg>` would fetch, from the .dsc name it prints. Errors are not
+# swallowed: a failing apt says why on stderr, and the caller stops with the package's name.
 src_version() { # PKG
-    apt-get source --print-uris "$1" 2>/dev/null | grep -o "'[^']*/$1_[^/']*\.dsc'" |
-        sed -e "s|.*/$1_||" -e "s|\.dsc'$||" -e 's|%7e|~|g' | head -n 1
+    local uris
+    uris=$(apt_local apt-get source --print-uris "$1") || { log "apt-get source --print-uris $1 failed"; return 1; }
+    grep -o "'[^']*/$1_[^/']*\.dsc'" <<<"$uris" | sed -e "s|.*/$1_||" -e "s|\.dsc'$||" -e 's|%7e|~|g' | head -n 1
 }
 
 if [[ -n ${SCRATCHCRYPT_STATIC_PREFIX:-} ]]; then
     prefix=$SCRATCHCRYPT_STATIC_PREFIX
     log "using the libraries under $prefix (SCRATCHCRYPT_STATIC_PREFIX)"
 else
-    cs_ver=$(src_version cryptsetup)
-    if [[ -z $cs_ver ]]; then
-        log "apt has no deb-src entries: adding them for Debian's archive"
-        . /etc/os-release
-        cat >/etc/apt/sources.list.d/scratchcrypt-deb-src.sources <<EOF
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $VERSION_CODENAME $VERSION_CODENAME-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: $VERSION_CODENAME-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-        apt-get update -qq >&2
-        cs_ver=$(src_version cryptsetup)
-    fi
-    lvm_ver=$(src_version lvm2)
+    cs_ver=$(src_version cryptsetup) || { log "cannot resolve the source package cryptsetup"; exit 1; }
+    lvm_ver=$(src_version lvm2) || { log "cannot resolve the source package lvm2"; exit 1; }
     [[ -n $cs_ver && -n $lvm_ver ]] || { log "cannot resolve the source packages cryptsetup and lvm2"; exit 1; }
     recipe=$(printf '%s\n' "$CFLAGS_LIBS" "${LVM2_CONFIGURE[*]}" "${CRYPTSETUP_CONFIGURE[*]}" | sha256sum | cut -c1-10)
     prefix=$static/libs/cryptsetup_$cs_ver-lvm2_$lvm_ver-$crypto-$recipe
@@ -104,7 +93,7 @@ EOF
         work=$(mktemp -d "$static/.build.XXXXXX")
         trap 'rm -rf "$work"' EXIT
         chmod 0777 "$work" # apt-get source may drop privileges to _apt
-        (cd "$work" && apt-get source -q -o APT::Sandbox::User=root cryptsetup lvm2 >&2)
+        (cd "$work" && apt_local apt-get source -q cryptsetup lvm2 >&2)
         ls "$work/cryptsetup_$cs_ver.dsc" "$work/lvm2_$lvm_ver.dsc" >/dev/null # fetched what we keyed on
         jobs=${CARGO_BUILD_JOBS:-2}
         out=$work/prefix
