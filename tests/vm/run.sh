@@ -262,8 +262,11 @@ echo "vm: qemu exited with status $qrc after $((end - start))s" >&2
 # Console lines may end in \r (serial console); compare without it.
 pass_line=$(grep -n -x "SCRATCHCRYPT-VM: PASS $name"$'\r*' "$console" | head -n 1 | cut -d: -f1 || true)
 end_line=$(grep -n -x "SCRATCHCRYPT-VM: END $name"$'\r*' "$console" | tail -n 1 | cut -d: -f1 || true)
-if grep -q "^SCRATCHCRYPT-VM: FAIL " "$console"; then
-    grep "^SCRATCHCRYPT-VM: FAIL " "$console" >&2
+# A FAIL counts anywhere on a line: the serial console interleaves kernel messages with the
+# guest's output, so a verdict can start mid-line. (PASS must be a whole line: it cannot be faked
+# by a message that merely quotes it.)
+if grep -q "SCRATCHCRYPT-VM: FAIL " "$console"; then
+    grep "SCRATCHCRYPT-VM: FAIL " "$console" >&2
     exit 1
 fi
 if ((qrc == 124 || qrc == 137)); then

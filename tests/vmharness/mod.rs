@@ -148,13 +148,14 @@ pub fn run_scenario_args(
 /// The verdict of one boot from its console lines and whether `run.sh` exited 0: a PASS line for
 /// `label`, no FAIL line, and `/init`'s END marker after the PASS (a PASS followed by a timeout or
 /// a crash has no END). Both sides check: `run.sh` alone could be fooled by a PASS printed before
-/// a hang, this alone by a harness that lost qemu's status.
+/// a hang, this alone by a harness that lost qemu's status. A FAIL counts anywhere in a line (the
+/// serial console interleaves kernel output with the guest's); a PASS only as a whole line.
 pub fn verdict(lines: &[&str], label: &str, harness_ok: bool) -> Result<(), String> {
     let pass = format!("SCRATCHCRYPT-VM: PASS {label}");
     let end = format!("SCRATCHCRYPT-VM: END {label}");
     if let Some(failed) = lines
         .iter()
-        .find(|l| l.starts_with("SCRATCHCRYPT-VM: FAIL "))
+        .find(|l| l.contains("SCRATCHCRYPT-VM: FAIL "))
     {
         return Err(failed.trim_end().to_string());
     }

@@ -21,14 +21,16 @@ for line in \
     "WARNING: CPU: 1 PID: 77 at fs/ext4/inode.c:1234 ext4_foo+0x1/0x2" \
     "Call Trace:" \
     "INFO: task kworker/u4:2:55 blocked for more than 120 seconds." \
-    "Kernel panic - not syncing: Fatal exception"; do
+    "Kernel panic - not syncing: Fatal exception" \
+    "JBD2: Invalid checksum recovering data block 1234 in log"; do
     { cat /run/clean.log; echo "4,2,2,-;$line"; } >/run/bad.log
     [ "$(try_pass /run/bad.log)" = FAIL ] || fail "pass accepted the kernel line '$line'"
 done
 log "every fatal pattern fails the verdict"
 for line in "device-mapper: crypt: dm-1: INTEGRITY AEAD ERROR, sector 8" \
     "I/O error, dev dm-1, sector 8 op 0x0:(READ)" \
-    "EXT4-fs error (device dm-1): ext4_get_inode_loc:4567: unable to read itable block"; do
+    "EXT4-fs error (device dm-1): ext4_get_inode_loc:4567: unable to read itable block" \
+    "Aborting journal on device dm-1-8."; do
     dmesg -c >/dev/null
     echo "$line" >/dev/kmsg
     [ "$(try_pass /run/clean.log)" = FAIL ] || fail "pass accepted the kernel line '$line'"
