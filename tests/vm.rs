@@ -167,6 +167,15 @@ fn vm_verdict_needs_pass_then_end_and_a_clean_exit() {
     assert!(vmharness::verdict(&late_fail, "x", true)
         .unwrap_err()
         .contains("oops"));
+    // A FAIL that starts mid-line (kernel output interleaved on the serial console) counts too.
+    let mid_line = [
+        ok[1],
+        "[   12.3] random: crng init doneSCRATCHCRYPT-VM: FAIL x: mid-line\r",
+        ok[2],
+    ];
+    assert!(vmharness::verdict(&mid_line, "x", true)
+        .unwrap_err()
+        .contains("mid-line"));
     // Another label's PASS is not ours.
     assert!(vmharness::verdict(
         &["SCRATCHCRYPT-VM: PASS xy", "SCRATCHCRYPT-VM: END xy"],
@@ -187,12 +196,13 @@ fn vm_run_sh_verdict_cannot_be_faked() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("noop.sh");
     std::fs::write(&script, "true\n").unwrap();
-    let cases: [(&str, &str, i32); 5] = [
+    let cases: [(&str, &str, i32); 6] = [
         ("pass-end", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: END fake'", 0),
         ("pass-hang", "echo 'SCRATCHCRYPT-VM: PASS fake'; exec sleep 60", 2),
         ("pass-no-end", "echo 'SCRATCHCRYPT-VM: PASS fake'", 2),
         ("pass-end-exit-1", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: END fake'; exit 1", 2),
         ("pass-fail-end", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo 'SCRATCHCRYPT-VM: FAIL fake: late'; echo 'SCRATCHCRYPT-VM: END fake'", 1),
+        ("pass-midline-fail-end", "echo 'SCRATCHCRYPT-VM: PASS fake'; echo '[ 1.0] x: SCRATCHCRYPT-VM: FAIL fake: mid'; echo 'SCRATCHCRYPT-VM: END fake'", 1),
     ];
     for (case, console, want) in cases {
         let bin = dir.path().join(case);
