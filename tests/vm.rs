@@ -115,9 +115,9 @@ fn vm_grow_negative_controls() {
         "grow-negative",
         // vdb is larger: its growth takes several steps, and only the last block of an
         // intermediate step was never written (encrypt zeroes the mapping's own last block).
-        // vdc, the control, is 8 GiB too: its steps need the journal floor of 1023 reserved
-        // GDT blocks.
-        "2G,8G,8G",
+        // vdc, the control, is 10 GiB: past 64 groups, so its growth takes a second
+        // descriptor block from the reserved GDT blocks, and its steps need the journal floor.
+        "2G,8G,10G",
         3,
         &binary,
     );
