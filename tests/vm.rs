@@ -123,6 +123,27 @@ fn vm_grow_negative_controls() {
     );
 }
 
+/// The native growth tests of tests/fuse_grow.rs (strict-read FUSE device, grower, negative
+/// controls, the EPERM refusal), run inside the guest where root has CAP_SYS_RESOURCE; all of
+/// its tests must pass and none may skip (issue 23, item 1).
+#[test]
+fn vm_fuse_grow_in_guest() {
+    if !vmharness::vm_possible("vm_fuse_grow_in_guest") {
+        return;
+    }
+    let tests = vmharness::build_test_binary("fuse_grow");
+    let tests = tests.to_str().expect("a UTF-8 target path");
+    vmharness::run_scenario_args(
+        "vm_fuse_grow_in_guest",
+        "fuse_grow.sh",
+        "fuse-grow",
+        "16M",
+        1,
+        Path::new(env!("CARGO_BIN_EXE_scratchcrypt")),
+        &["--exe", tests, "--timeout", "900"],
+    );
+}
+
 /// Negative control, partial defect, 1 GiB: scratchcrypt's own plan and copy, but group 0's
 /// inode table never written; the stress must fail with integrity errors from ext4's phases.
 #[test]
