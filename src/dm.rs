@@ -275,7 +275,12 @@ impl Steps<'_> {
 
         let description = keyring_description(&params.uuid);
         let keyring = match placement {
-            KeyPlacement::Keyring => KeyringKey::add(&description, key).ok(),
+            // libcryptsetup references keyring keys from dm-crypt 1.18.1 on; below, the key
+            // goes as hex (DM_SECURE_DATA), as cryptsetup would load it.
+            KeyPlacement::Keyring if crate::dm_table::keyring_supported(crypt_version) => {
+                KeyringKey::add(&description, key).ok()
+            }
+            KeyPlacement::Keyring => None,
             KeyPlacement::Hex => None,
         };
         let key_ref = match &keyring {

@@ -144,6 +144,16 @@ pub const INTEGRITY_FIX_HMAC: Feature = Feature {
     linux: "5.11",
 };
 
+/// The first dm-crypt version whose keyring key references libcryptsetup uses
+/// (`DM_KERNEL_KEYRING_SUPPORTED` in `lib/libdevmapper.c`; dm-crypt parsed them from 1.15.0).
+pub const CRYPT_KEYRING_SINCE: TargetVersion = TargetVersion::new(1, 18, 1);
+
+/// Whether the crypt table may reference a key in the kernel keyring on dm-crypt `version`
+/// (unknown: yes, as before; a table the kernel cannot parse fails the load, not the data).
+pub fn keyring_supported(version: Option<TargetVersion>) -> bool {
+    version.is_none_or(|v| v >= CRYPT_KEYRING_SINCE)
+}
+
 /// What the stack needs of every kernel, checked before anything is written.
 pub const REQUIRED: [Feature; 3] = [CRYPT_AEAD, CRYPT_SECTOR_SIZE, INTEGRITY_FIX_PADDING];
 
@@ -375,8 +385,8 @@ pub fn integrity_table(
 }
 
 /// The dm-crypt table for `<name>`, over the integrity device `dif` (a `major:minor`), for a
-/// kernel whose dm-crypt has `version` (`None`: not known yet). The keyring reference needs
-/// dm-crypt 1.15.0 (Linux 4.10), older than the [`REQUIRED`] 1.17.0, so it is always possible.
+/// kernel whose dm-crypt has `version` (`None`: not known yet). Whether `key` may be a keyring
+/// reference is the caller's choice ([`keyring_supported`]).
 pub fn crypt_table(
     dif: &str,
     params: &LuksParams,

@@ -219,6 +219,23 @@ fn activation_follows_the_kernels_versions() {
     assert_eq!(e.class(), ErrorClass::Unsupported);
 }
 
+/// dm-crypt 1.17.x (before libcryptsetup's keyring threshold 1.18.1) gets the key as hex, in a
+/// table marked secret.
+#[test]
+fn old_dm_crypt_gets_the_key_as_hex() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.set_target_versions(&[
+        ("integrity", TargetVersion::new(1, 5, 0)),
+        ("crypt", TargetVersion::new(1, 17, 0)),
+    ]);
+    let a = run(&dm, &fx).unwrap();
+    assert!(!a.key_in_keyring);
+    let ct = dm.device("scratch").unwrap().active.unwrap();
+    assert!(ct.secret);
+    assert!(ct.params.contains(&"7c".repeat(96)));
+}
+
 /// A kernel without the integrity or crypt target gets the target named, after rollback.
 #[test]
 fn missing_targets_are_named() {

@@ -153,6 +153,18 @@ fn kernel_check_names_the_version_and_the_feature() {
         .contains("sector_size"));
 }
 
+/// Keyring references from dm-crypt 1.18.1 on (libcryptsetup's threshold), and when unknown.
+#[test]
+fn keyring_reference_follows_libcryptsetups_threshold() {
+    for (kernel, _, crypt) in KERNELS {
+        assert!(keyring_supported(Some(crypt)), "{kernel}");
+    }
+    assert!(keyring_supported(None));
+    assert!(keyring_supported(Some(TargetVersion::new(1, 18, 1))));
+    assert!(!keyring_supported(Some(TargetVersion::new(1, 18, 0))));
+    assert!(!keyring_supported(Some(TargetVersion::new(1, 17, 0))));
+}
+
 /// `DM_LIST_VERSIONS` answers are searched by name; unlisted targets are unknown.
 #[test]
 fn kernel_targets_come_from_the_list() {
