@@ -8,13 +8,16 @@
 //!
 //! # Activation ([`activate`]) step by step
 //! 1. Refuse if `<name>` or `<name>_dif` already exists (nothing is touched).
-//! 2. Read and validate the dm-integrity superblock at the data offset; its
-//!    `provided_data_sectors` sizes both tables.
-//! 3. Create `<name>_dif` with cryptsetup's dm UUID, load its table, resume it.
-//! 4. Put the volume key into the thread keyring as a `logon` key (hex key in the table only if
+//! 2. Read the kernel's target versions (`DM_LIST_VERSIONS`, once per activation: the format
+//!    a moment earlier may have loaded the modules that [`check_kernel`] could not see yet).
+//! 3. Read and validate the dm-integrity superblock at the data offset; its
+//!    `provided_data_sectors` sizes both tables, its flags and the versions choose the options
+//!    (`dm_table`).
+//! 4. Create `<name>_dif` with cryptsetup's dm UUID, load its table, resume it.
+//! 5. Put the volume key into the thread keyring as a `logon` key (hex key in the table only if
 //!    that fails), create `<name>`, load its table with `DM_SECURE_DATA`, drop the key from the
 //!    keyring, resume.
-//! 5. Make sure `/dev/mapper/<name>` (and `<name>_dif`) exist: udev makes them where it runs,
+//! 6. Make sure `/dev/mapper/<name>` (and `<name>_dif`) exist: udev makes them where it runs,
 //!    otherwise we `mknod` them.
 //!
 //! Every step registers its undo; on failure the undos run in reverse and a failed undo is
@@ -34,12 +37,12 @@ use std::path::{Path, PathBuf};
 pub use error::DmError;
 
 #[cfg(any(test, feature = "test-support"))]
-pub use mock::{MockDevice, MockDm};
+pub use mock::{MockDevice, MockDm, LINUX_6_1};
 pub use real::RealDm;
 
 use crate::dm_table::{
-    crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description, KeyRef,
-    TableLine,
+    crypt_dm_uuid, crypt_table, integrity_dm_uuid, integrity_table, keyring_description,
+    KernelTargets, KeyRef, TableLine, TargetVersion,
 };
 use crate::key::VolumeKey;
 use crate::keyring::KeyringKey;
@@ -79,6 +82,8 @@ pub trait DeviceMapper {
     fn remove(&self, name: &DmName) -> Result<(), DmError>;
     /// Which of `targets` the kernel does not list (DM_LIST_VERSIONS).
     fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError>;
+    /// Every target type the kernel lists, with its version (DM_LIST_VERSIONS).
+    fn target_versions(&self) -> Result<Vec<(String, TargetVersion)>, DmError>;
     /// Make sure `/dev/mapper/<name>` exists for `dev`.
     fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError>;
     /// Remove `/dev/mapper/<name>` if we made it.
@@ -150,6 +155,20 @@ pub fn ensure_names_free(dm: &dyn DeviceMapper, name: &MappingName) -> Result<()
     Ok(())
 }
 
+/// The versions of the stack's two targets this kernel lists.
+pub fn kernel_targets(dm: &dyn DeviceMapper) -> Result<KernelTargets, DmError> {
+    Ok(KernelTargets::from_list(&dm.target_versions()?))
+}
+
+/// Refuse, before anything is written, a kernel whose dm-integrity or dm-crypt lacks what the
+/// stack needs (`dm_table::REQUIRED`); the error names the target's version and the feature.
+/// Returns the versions it read.
+pub fn check_kernel(dm: &dyn DeviceMapper) -> Result<KernelTargets, DmError> {
+    let kernel = kernel_targets(dm)?;
+    crate::dm_table::check_kernel(&kernel).map_err(|e| DmError::Table(e.into()))?;
+    Ok(kernel)
+}
+
 /// Activate `<name>_dif` and `<name>` over `source` for the header described by `params`.
 pub fn activate(
     dm: &dyn DeviceMapper,
@@ -191,6 +210,7 @@ pub fn activate_with(
         });
     }
     ensure_names_free(dm, name)?;
+    let kernel = kernel_targets(dm)?;
     let source_ref = dm.device_ref(source)?;
     let sb = read_integrity_superblock(source, params.data_offset_sectors).map_err(|e| {
         DmError::Superblock {
@@ -198,12 +218,13 @@ pub fn activate_with(
             source: e,
         }
     })?;
-    let dif_table = integrity_table(&source_ref, params, &sb)?;
+    let dif_table = integrity_table(&source_ref, params, &sb, kernel.integrity)?;
     let mut undo = Vec::new();
     let steps = Steps {
         params,
         key,
         sb: &sb,
+        crypt_version: kernel.crypt,
         dif_table: &dif_table,
         crypt_name: name.dm_name(),
         dif_name: name.integrity_dm_name(),
@@ -226,6 +247,7 @@ struct Steps<'a> {
     params: &'a LuksParams,
     key: &'a VolumeKey,
     sb: &'a IntegritySuperblock,
+    crypt_version: Option<TargetVersion>,
     dif_table: &'a TableLine,
     crypt_name: &'a DmName,
     dif_name: &'a DmName,
@@ -239,6 +261,7 @@ impl Steps<'_> {
             params,
             key,
             sb,
+            crypt_version,
             dif_table,
             crypt_name,
             dif_name,
@@ -252,7 +275,12 @@ impl Steps<'_> {
 
         let description = keyring_description(&params.uuid);
         let keyring = match placement {
-            KeyPlacement::Keyring => KeyringKey::add(&description, key).ok(),
+            // libcryptsetup references keyring keys from dm-crypt 1.18.1 on; below, the key
+            // goes as hex (DM_SECURE_DATA), as cryptsetup would load it.
+            KeyPlacement::Keyring if crate::dm_table::keyring_supported(crypt_version) => {
+                KeyringKey::add(&description, key).ok()
+            }
+            KeyPlacement::Keyring => None,
             KeyPlacement::Hex => None,
         };
         let key_ref = match &keyring {
@@ -262,7 +290,7 @@ impl Steps<'_> {
             },
             None => KeyRef::Hex(key),
         };
-        let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref)?;
+        let crypt = crypt_table(&dif_dev.to_string(), params, sb, &key_ref, crypt_version)?;
         let crypt_uuid = dm_uuid(crypt_dm_uuid(&params.uuid, &crypt_name.to_string()))?;
         let crypt_dev = dm.create(crypt_name, &crypt_uuid)?;
         undo.push(Undo::Device(crypt_name.to_owned()));

@@ -17,6 +17,8 @@ pub enum Step {
     CheckData,
     /// Checking that the mapping names are free.
     CheckNames,
+    /// Checking that the kernel's dm-integrity and dm-crypt can carry the stack.
+    CheckKernel,
     /// Drawing the volume key.
     GenerateKey,
     /// Writing the LUKS2 header.
@@ -53,6 +55,7 @@ impl std::fmt::Display for Step {
             Step::ProbeSource => "check the source device",
             Step::CheckData => "check the source for existing data",
             Step::CheckNames => "check the mapping names",
+            Step::CheckKernel => "check the kernel's device-mapper targets",
             Step::GenerateKey => "generate the volume key",
             Step::FormatHeader => "format the LUKS2 header",
             Step::Activate => "activate the mapping",

@@ -27,6 +27,15 @@ const SB_FLAG_HAVE_JOURNAL_MAC: u32 = 1 << 0;
 /// `SB_FLAG_RECALCULATING`: tags are being recomputed; not something a fresh format has.
 const SB_FLAG_RECALCULATING: u32 = 1 << 1;
 
+/// `SB_FLAG_FIXED_PADDING`: the metadata runs use the fixed padding (dm-integrity 1.5.0 on);
+/// the activation table then says `fix_padding` (`dm_table`).
+pub const SB_FLAG_FIXED_PADDING: u32 = 1 << 3;
+
+/// `SB_FLAG_FIXED_HMAC`: formatted with `fix_hmac` (dm-integrity 1.7.0 on); the activation
+/// table then says `fix_hmac`. libcryptsetup sets it only with an internal hash or a journal
+/// MAC, which LUKS2 with AEAD has neither of.
+pub const SB_FLAG_FIXED_HMAC: u32 = 1 << 4;
+
 /// Size of the part of the superblock we parse (the kernel reserves one 512-byte sector).
 pub const SUPERBLOCK_READ: usize = 512;
 

@@ -21,7 +21,7 @@ use std::process::Command;
 use scratchcrypt::dm::{
     activate, activate_with, DevNum, DeviceMapper, DmError, DmInfo, KeyPlacement, MockDm, UdevRules,
 };
-use scratchcrypt::dm_table::{keyring_description, TableLine};
+use scratchcrypt::dm_table::{keyring_description, TableLine, TargetVersion};
 use scratchcrypt::keyring::KeyringKey;
 use scratchcrypt::luks::{LuksFormatter, MockFormatter};
 use scratchcrypt::params::LuksParams;
@@ -67,6 +67,9 @@ impl DeviceMapper for Watching {
     }
     fn missing_targets(&self, targets: &[&str]) -> Result<Vec<String>, DmError> {
         self.inner.missing_targets(targets)
+    }
+    fn target_versions(&self) -> Result<Vec<(String, TargetVersion)>, DmError> {
+        self.inner.target_versions()
     }
     fn make_node(&self, name: &DmName, dev: DevNum) -> Result<(), DmError> {
         self.inner.make_node(name, dev)

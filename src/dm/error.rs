@@ -161,6 +161,8 @@ impl DmError {
     pub fn class(&self) -> ErrorClass {
         match self {
             DmError::NoDeviceMapper { .. }
+            | DmError::Table(TableError::Unsupported(_))
+            | DmError::Table(TableError::LegacyPadding { .. })
             | DmError::MissingTarget { .. }
             | DmError::StaleUdev { .. } => ErrorClass::Unsupported,
             DmError::Ioctl { source, .. }

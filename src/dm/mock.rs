@@ -12,7 +12,14 @@ use std::path::Path;
 use devicemapper::{DmName, DmUuid};
 
 use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
-use crate::dm_table::TableLine;
+use crate::dm_table::{TableLine, TargetVersion};
+
+/// The versions Debian 12's Linux 6.1 lists (dm-integrity 1.10.0, dm-crypt 1.24.0), which the
+/// mock reports unless told otherwise.
+pub const LINUX_6_1: [(&str, TargetVersion); 2] = [
+    ("integrity", TargetVersion::new(1, 10, 0)),
+    ("crypt", TargetVersion::new(1, 24, 0)),
+];
 
 /// One device of the mock.
 #[derive(Debug, Clone)]
@@ -36,7 +43,7 @@ struct State {
     calls: Vec<String>,
     failures: Vec<(String, String, i32)>,
     next_minor: u32,
-    targets: Vec<String>,
+    targets: Vec<(String, TargetVersion)>,
 }
 
 /// In-memory [`DeviceMapper`].
@@ -56,7 +63,10 @@ impl MockDm {
     pub fn new() -> MockDm {
         MockDm {
             state: RefCell::new(State {
-                targets: vec!["integrity".to_owned(), "crypt".to_owned()],
+                targets: LINUX_6_1
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), *v))
+                    .collect(),
                 ..State::default()
             }),
         }
@@ -71,9 +81,25 @@ impl MockDm {
             .push((op.to_owned(), name.to_owned(), errno));
     }
 
-    /// Set the target types the mock kernel lists.
+    /// Set the target types the mock kernel lists (each at version 1.0.0 unless it is one of
+    /// [`LINUX_6_1`]'s, which keep their version).
     pub fn set_targets(&self, targets: &[&str]) {
-        self.state.borrow_mut().targets = targets.iter().map(|s| (*s).to_owned()).collect();
+        self.state.borrow_mut().targets = targets
+            .iter()
+            .map(|t| {
+                let v = LINUX_6_1
+                    .iter()
+                    .find(|(n, _)| n == t)
+                    .map_or(TargetVersion::new(1, 0, 0), |(_, v)| *v);
+                ((*t).to_owned(), v)
+            })
+            .collect();
+    }
+
+    /// Set the target types and versions the mock kernel lists.
+    pub fn set_target_versions(&self, targets: &[(&str, TargetVersion)]) {
+        self.state.borrow_mut().targets =
+            targets.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
     }
 
     /// Add a device as if someone else had created it.
@@ -192,7 +218,7 @@ impl DeviceMapper for MockDm {
         let name = &name.to_string();
         self.enter("load", name)?;
         let mut s = self.state.borrow_mut();
-        if !s.targets.iter().any(|t| t == table.target) {
+        if !s.targets.iter().any(|(t, _)| t == table.target) {
             return Err(DmError::Ioctl {
                 step: "load",
                 name: name.to_owned(),
@@ -248,9 +274,14 @@ impl DeviceMapper for MockDm {
         let s = self.state.borrow();
         Ok(targets
             .iter()
-            .filter(|t| !s.targets.iter().any(|k| k == *t))
+            .filter(|t| !s.targets.iter().any(|(k, _)| k == *t))
             .map(|t| (*t).to_owned())
             .collect())
+    }
+
+    fn target_versions(&self) -> Result<Vec<(String, TargetVersion)>, DmError> {
+        self.enter("target_versions", "device-mapper")?;
+        Ok(self.state.borrow().targets.clone())
     }
 
     fn make_node(&self, name: &DmName, _dev: DevNum) -> Result<(), DmError> {

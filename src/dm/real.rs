@@ -19,7 +19,7 @@ use devicemapper::{DevId, DmFlags, DmName, DmOptions, DmUdevFlags, DmUuid, DM};
 use zeroize::Zeroize;
 
 use super::{DevNum, DeviceMapper, DmError, DmInfo, UdevRules};
-use crate::dm_table::TableLine;
+use crate::dm_table::{TableLine, TargetVersion};
 use crate::kernel;
 
 /// The control node the crate opens.
@@ -271,6 +271,17 @@ impl DeviceMapper for RealDm {
         Ok(kernel::unlisted(&names, targets)
             .into_iter()
             .map(str::to_owned)
+            .collect())
+    }
+
+    fn target_versions(&self) -> Result<Vec<(String, TargetVersion)>, DmError> {
+        let listed = self
+            .dm
+            .list_versions()
+            .map_err(ioctl("list the target versions for", "device-mapper"))?;
+        Ok(listed
+            .into_iter()
+            .map(|(name, major, minor, patch)| (name, TargetVersion::new(major, minor, patch)))
             .collect())
     }
 

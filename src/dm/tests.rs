@@ -59,7 +59,7 @@ fn activation_builds_the_stack() {
     assert_eq!(
         dt.params.as_str(),
         format!(
-            "{} 32 32 D 3 block_size:4096 fix_padding fix_hmac",
+            "{} 32 32 D 2 block_size:4096 fix_padding",
             fx.source.display()
         )
     );
@@ -180,6 +180,60 @@ fn name_in_use_touches_nothing() {
         assert_eq!(dm.device_names(), vec![taken]);
         assert!(!dm.calls().iter().any(|c| c.starts_with("create")));
     }
+}
+
+/// Activation reads the versions once, builds the same tables on 5.10's, 6.1's and 6.12's
+/// targets, and refuses a dm-integrity that predates fix_padding before it creates anything.
+#[test]
+fn activation_follows_the_kernels_versions() {
+    for (kernel, integrity, crypt) in crate::dm_table::tests::KERNELS {
+        let fx = fixture();
+        let dm = MockDm::new();
+        dm.set_target_versions(&[("integrity", integrity), ("crypt", crypt)]);
+        run(&dm, &fx).unwrap();
+        let dif = dm.device("scratch_dif").unwrap().active.unwrap();
+        assert!(
+            dif.params
+                .ends_with(" 32 32 D 2 block_size:4096 fix_padding"),
+            "{kernel}: {:?}",
+            dif.params
+        );
+        let reads = dm
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("target_versions"))
+            .count();
+        assert_eq!(reads, 1, "{kernel}");
+    }
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.set_target_versions(&[
+        ("integrity", TargetVersion::new(1, 4, 0)),
+        ("crypt", TargetVersion::new(1, 19, 0)),
+    ]);
+    let e = run(&dm, &fx).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Unsupported);
+    assert!(e.to_string().contains("version 1.4.0"), "{e}");
+    assert!(!dm.calls().iter().any(|c| c.starts_with("create")));
+    let e = check_kernel(&dm).unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Unsupported);
+}
+
+/// dm-crypt 1.17.x (before libcryptsetup's keyring threshold 1.18.1) gets the key as hex, in a
+/// table marked secret.
+#[test]
+fn old_dm_crypt_gets_the_key_as_hex() {
+    let fx = fixture();
+    let dm = MockDm::new();
+    dm.set_target_versions(&[
+        ("integrity", TargetVersion::new(1, 5, 0)),
+        ("crypt", TargetVersion::new(1, 17, 0)),
+    ]);
+    let a = run(&dm, &fx).unwrap();
+    assert!(!a.key_in_keyring);
+    let ct = dm.device("scratch").unwrap().active.unwrap();
+    assert!(ct.secret);
+    assert!(ct.params.contains(&"7c".repeat(96)));
 }
 
 /// A kernel without the integrity or crypt target gets the target named, after rollback.

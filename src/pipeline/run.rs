@@ -186,6 +186,11 @@ fn encrypt_steps(
     dm::ensure_names_free(system.dm, name).map_err(|e| at(Step::CheckNames, source, e.into()))?;
     run.done(Step::CheckNames)?;
 
+    // Before the format: a kernel that cannot carry the stack is refused while the disk is
+    // still untouched (issue 25: Linux 5.10 used to get a header and then an EINVAL).
+    dm::check_kernel(system.dm).map_err(|e| at(Step::CheckKernel, source, e.into()))?;
+    run.done(Step::CheckKernel)?;
+
     let key = VolumeKey::generate().map_err(|e| at(Step::GenerateKey, source, e.into()))?;
     run.done(Step::GenerateKey)?;
 

@@ -223,6 +223,7 @@ fn encrypt_builds_a_clean_file_system_and_reports() {
             Step::ProbeSource,
             Step::CheckData,
             Step::CheckNames,
+            Step::CheckKernel,
             Step::GenerateKey,
             Step::FormatHeader,
             Step::Activate,
@@ -279,6 +280,28 @@ fn taken_name_is_refused_before_formatting() {
     assert_eq!(err.class(), ErrorClass::Busy);
     assert_eq!(w.luks.calls(), 0);
     assert_eq!(w.dm.device_names(), vec!["scratch_dif"]);
+}
+
+/// A kernel whose dm-integrity predates the fixed padding (Linux 5.4's 1.4.0) is refused before
+/// the header is written, with an "unsupported" error naming the version and the feature.
+#[test]
+fn old_kernel_is_refused_before_formatting() {
+    let w = World::new(64 << 20);
+    w.dm.set_target_versions(&[
+        ("integrity", crate::dm_table::TargetVersion::new(1, 4, 0)),
+        ("crypt", crate::dm_table::TargetVersion::new(1, 19, 0)),
+    ]);
+    let err = w.run(&w.options()).unwrap_err();
+    assert_eq!(step_of(&err), Some(Step::CheckKernel));
+    assert_eq!(err.class(), ErrorClass::Unsupported);
+    assert!(
+        err.line().contains("dm-integrity target is version 1.4.0"),
+        "{}",
+        err.line()
+    );
+    assert!(err.line().contains("fix_padding"), "{}", err.line());
+    assert_eq!(w.luks.calls(), 0);
+    assert!(w.dm.device_names().is_empty());
 }
 
 /// A source that never appears is refused after the wait, naming the path.

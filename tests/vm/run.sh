@@ -7,7 +7,8 @@
 #
 # Usage:
 #   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
-#          [--file PATH]... [--exe PATH]... [--workdir DIR] [--keep] [--xfs] [--hotplug] [--no-libs]
+#          [--file PATH]... [--exe PATH]... [--module NAME]... [--workdir DIR] [--keep] [--xfs]
+#          [--hotplug] [--no-libs] [--kernel RELEASE|PACKAGE]
 #   run.sh --initrd FILE --name LABEL [--root-disk FILE] [--append ARGS] [--disks N] ...
 #
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
@@ -35,6 +36,9 @@
 #   --root-disk  raw disk image attached first, as /dev/vda, before the fresh disks (which then
 #                start at /dev/vdb); the real root of an --initrd boot
 #   --append     extra kernel command-line arguments (e.g. root=/dev/vda scratchcrypt=...)
+#   --kernel     the guest kernel: a Debian codename (bullseye: 5.10, bookworm: 6.1, trixie: 6.12) or a
+#                kernel package name (linux-image-<abi>-amd64); default bookworm, or the environment's
+#                SCRATCHCRYPT_VM_KERNEL. Fetched and cached by assets.sh through scripts/apt-local.sh
 #   --no-libs    a guest without any shared library: no /lib, no /usr/lib, no dynamic oracle tools
 #                (cryptsetup, dmsetup, ...); only static busybox, Debian's static e2fsck
 #                (e2fsck-static) as /usr/sbin/e2fsck, and --binary/--file programs, each of which
@@ -52,7 +56,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0 hotplug=0
-initrd="" root_disk="" append="" nolibs=0
+initrd="" root_disk="" append="" nolibs=0 kernel=${SCRATCHCRYPT_VM_KERNEL:-bookworm}
 extra=() exes=() extra_modules=()
 while (($#)); do
     case $1 in
@@ -73,6 +77,7 @@ while (($#)); do
     --root-disk) root_disk=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
     --no-libs) nolibs=1; shift ;;
+    --kernel) kernel=$2; shift 2 ;;
     *) echo "vm: unknown argument $1" >&2; exit 3 ;;
     esac
 done
@@ -86,7 +91,7 @@ else
 fi
 
 # Host tools: install the missing ones through the project's only install path.
-host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck)
+host_tools=(qemu-system-x86_64 cpio depmod modprobe cryptsetup dmsetup mke2fs e2fsck xz)
 ((xfs)) && host_tools+=(mkfs.xfs xfs_repair)
 ((hotplug)) && host_tools+=(python3)
 ((nolibs)) && host_tools+=(e2fsck.static readelf)
@@ -101,7 +106,7 @@ busybox_bin=/bin/busybox # from busybox-static: it must not need shared librarie
 [[ -x $busybox_bin ]] || { echo "vm: $busybox_bin missing (package busybox-static)" >&2; exit 3; }
 
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-kdir=$(bash "$here/assets.sh" "$target_dir/vm") || { echo "vm: asset download failed" >&2; exit 3; }
+kdir=$(bash "$here/assets.sh" "$target_dir/vm" "$kernel") || { echo "vm: asset download failed" >&2; exit 3; }
 kver=$(cat "$kdir/kver")
 
 if [[ -z $workdir ]]; then
@@ -187,8 +192,15 @@ modules+=("${extra_modules[@]}")
 for m in "${modules[@]}"; do
     modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
-    cp "$ko" "$root$moddir/"
-    echo "$moddir/$(basename "$ko")" >>"$root/guest/modules"
+    # Debian 13's modules are xz-compressed; busybox insmod loads only plain ones (modules that are
+    # built into a kernel print `builtin NAME` and nothing to load).
+    base=$(basename "$ko")
+    case $ko in
+    *.ko.xz) base=${base%.xz}; xz -dc "$ko" >"$root$moddir/$base" ;;
+    *.ko) cp "$ko" "$root$moddir/" ;;
+    *) echo "vm: cannot load module file $ko" >&2; exit 3 ;;
+    esac
+    echo "$moddir/$base" >>"$root/guest/modules"
 done
 
 cp "$here/guest/init" "$root/init"

@@ -190,6 +190,24 @@ pub fn run_scenario_args(
     run_boot(test, label, cmd);
 }
 
+/// [`run_scenario_args`] on the guest kernel `kernel` (`tests/vm/run.sh --kernel`: a Debian
+/// codename such as `bullseye` or `trixie`, or a kernel package name).
+#[allow(clippy::too_many_arguments)]
+pub fn run_scenario_on_kernel(
+    test: &str,
+    kernel: &str,
+    script: &str,
+    label: &str,
+    disk_size: &str,
+    disks: u32,
+    binary: &Path,
+    extra: &[&str],
+) {
+    let mut args = vec!["--kernel", kernel];
+    args.extend_from_slice(extra);
+    run_scenario_args(test, script, label, disk_size, disks, binary, &args);
+}
+
 /// The verdict of one boot from its console lines and whether `run.sh` exited 0: a PASS line for
 /// `label`, no FAIL line, and `/init`'s END marker after the PASS (a PASS followed by a timeout or
 /// a crash has no END). Both sides check: `run.sh` alone could be fooled by a PASS printed before
