@@ -188,6 +188,18 @@ fn vm_data_guard_refuses_real_gpt_md_and_lvm() {
     );
 }
 
+/// With dm-integrity and dm-crypt unloaded, `encrypt` makes the kernel load both before it
+/// writes a byte, so the kernel check judges real versions, never an empty listing.
+#[test]
+fn vm_kernel_targets_loaded_before_any_write() {
+    run_scenario(
+        "vm_kernel_targets_loaded_before_any_write",
+        "kernel_autoload.sh",
+        "kernel-autoload",
+        "256M",
+    );
+}
+
 /// Negative control, partial defect, 1 GiB: scratchcrypt's own plan and copy, but group 0's
 /// inode table never written; the stress must fail with integrity errors from ext4's phases.
 #[test]

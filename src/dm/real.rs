@@ -275,6 +275,11 @@ impl DeviceMapper for RealDm {
     }
 
     fn target_versions(&self) -> Result<Vec<(String, TargetVersion)>, DmError> {
+        // DM_LIST_VERSIONS lists only targets whose module is loaded; on a fresh boot
+        // dm-integrity usually is not, and the kernel check would then pass by default and a
+        // too-old target be found only after the header was written. Asking for each of ours
+        // by name first makes the kernel load its module (issue 25).
+        request_targets(&["integrity", "crypt"]);
         let listed = self
             .dm
             .list_versions()
@@ -324,6 +329,76 @@ impl DeviceMapper for RealDm {
             })?;
         }
         Ok(())
+    }
+}
+
+/// `struct dm_ioctl` (`include/uapi/linux/dm-ioctl.h`), the header of every device-mapper
+/// ioctl: 312 bytes, followed in the same buffer by the command's data.
+#[repr(C)]
+struct DmIoctlHeader {
+    version: [u32; 3],
+    data_size: u32,
+    data_start: u32,
+    target_count: u32,
+    open_count: i32,
+    flags: u32,
+    event_nr: u32,
+    padding: u32,
+    dev: u64,
+    name: [u8; 128],
+    uuid: [u8; 129],
+    data: [u8; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<DmIoctlHeader>() == 312);
+
+/// `DM_GET_TARGET_VERSION`, command 17 of `enum { DM_VERSION_CMD = 0, ... }` (Linux 5.4, dm-ioctl 4.41).
+const DM_GET_TARGET_VERSION_CMD: u8 = 17;
+
+/// Ask the kernel for each target type in `names` by name (`DM_GET_TARGET_VERSION`), which
+/// makes it load the target's module (`dm_get_target_type` → `request_module("dm-<name>")`)
+/// without creating any device. Best effort: a kernel older than 5.4 (no such ioctl), a
+/// missing module or a missing control node leave the listing as it is, and the check that
+/// follows judges what is listed.
+fn request_targets(names: &[&str]) {
+    let Ok(control) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(DM_CONTROL)
+    else {
+        return;
+    };
+    for name in names {
+        // Room for the header and the one `struct dm_target_versions` the kernel returns; u64
+        // elements keep the buffer aligned for the header's u64 field.
+        let mut buffer = [0u64; 512];
+        let size = std::mem::size_of_val(&buffer);
+        let header_size = std::mem::size_of::<DmIoctlHeader>();
+        // SAFETY: the buffer is 4096 bytes, 8-byte aligned, zeroed, and larger than the
+        // 312-byte `DmIoctlHeader`, a `#[repr(C)]` struct of plain integers and byte arrays
+        // for which every bit pattern (all zeros included) is valid; no other reference to
+        // the buffer exists while `header` lives.
+        let header = unsafe { &mut *buffer.as_mut_ptr().cast::<DmIoctlHeader>() };
+        // Interface 4.0.0: every kernel with the v4 interface accepts it; one without this
+        // command answers ENOTTY.
+        header.version = [4, 0, 0];
+        header.data_size = size as u32;
+        header.data_start = header_size as u32;
+        let bytes = name.as_bytes();
+        if bytes.len() >= header.name.len() {
+            continue;
+        }
+        header.name[..bytes.len()].copy_from_slice(bytes);
+        let request = nix::request_code_readwrite!(0xfd, DM_GET_TARGET_VERSION_CMD, header_size);
+        // SAFETY: `control` is an open device-mapper control node; the kernel reads the header
+        // from the buffer and writes at most `data_size` bytes, which is the buffer's size.
+        let _ = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&control),
+                request as _,
+                buffer.as_mut_ptr(),
+            )
+        };
     }
 }
 
