@@ -125,6 +125,12 @@ pub enum Refusal {
     HoldsSeveralSignatures,
     /// Not a fast-started filesystem this tool can grow.
     NotGrowable,
+    /// `cleanup` without `--unmount` of a mapping that is mounted: nothing was touched (its
+    /// grower, if any, goes on).
+    Mounted {
+        /// Where it is mounted.
+        at: PathBuf,
+    },
     /// Too small for header, integrity metadata and ext4.
     TooSmall {
         /// Its size in bytes.
@@ -141,7 +147,8 @@ impl Refusal {
             Refusal::Locked
             | Refusal::InUse
             | Refusal::HoldsData(_)
-            | Refusal::HoldsSeveralSignatures => ErrorClass::Busy,
+            | Refusal::HoldsSeveralSignatures
+            | Refusal::Mounted { .. } => ErrorClass::Busy,
             _ => ErrorClass::InvalidInput,
         }
     }
@@ -179,6 +186,12 @@ impl fmt::Display for Refusal {
             Refusal::NotGrowable => f.write_str(
                 "was not made with a fast start (no growth record, or its superblock does not \
                  ask for noinit_itable); there is nothing to grow",
+            ),
+            Refusal::Mounted { at } => write!(
+                f,
+                "is mounted on {}: give --unmount to unmount it first (nothing was stopped or \
+                 removed)",
+                at.display()
             ),
             Refusal::TooSmall { size, min } => write!(
                 f,

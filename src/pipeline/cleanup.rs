@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::mount::find_mounts;
 use super::{at, BlockDevices, SystemDevices};
 use crate::dm::{self, DeviceMapper, RealDm};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::name::MappingName;
 use crate::step::Step;
 
@@ -50,8 +49,6 @@ pub struct CleanupOutcome {
 pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOutcome> {
     let mapper = name.mapper_path();
     let dm = RealDm::new().map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
-    // A grower of a fast start must be gone before its filesystem is unmounted.
-    super::grow::stop_grower(name).map_err(|e| at(Step::Grow, &mapper, e))?;
     let mut outcome = cleanup_with(&dm, &SystemDevices, name, options)?;
     if outcome.crypt_removed || !outcome.existed {
         super::grow::GrowState::remove(name).map_err(|e| at(Step::RemoveMapping, &mapper, e))?;
@@ -63,6 +60,13 @@ pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOu
 }
 
 /// [`cleanup`] over the given seams.
+///
+/// In this order, so that a refusal leaves everything as it was: (1) the mapping must be ours
+/// (a LUKS2 crypt-over-integrity stack, or with `force` any cryptsetup mapping) before
+/// anything else is looked at: a mapping of another tool keeps its mounts; (2) a mounted
+/// mapping without `unmount` is refused, its grower left running (a stopped grower would leave
+/// the file system small for good); (3) only then the grower is stopped (it holds the mount
+/// point open), the mounts unmounted, and the mapping removed.
 pub fn cleanup_with(
     dm: &dyn DeviceMapper,
     devices: &dyn BlockDevices,
@@ -70,21 +74,34 @@ pub fn cleanup_with(
     options: &CleanupOptions,
 ) -> Result<CleanupOutcome> {
     let mapper = name.mapper_path();
+    let crypt = dm::check_removable(dm, name, options.force)
+        .map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    let mounts = match &crypt {
+        Some(info) => devices
+            .mounts_of(info.dev)
+            .map_err(|e| at(Step::Unmount, &mapper, e))?,
+        None => Vec::new(),
+    };
+    if let (Some(first), false) = (mounts.first(), options.unmount) {
+        return Err(at(
+            Step::RemoveMapping,
+            &mapper,
+            Error::Refused {
+                path: mapper.clone(),
+                reason: Refusal::Mounted { at: first.clone() },
+            },
+        ));
+    }
+    // A grower of a fast start must be gone before its filesystem is unmounted.
+    devices
+        .stop_grower(name)
+        .map_err(|e| at(Step::Grow, &mapper, e))?;
     let mut unmounted = Vec::new();
-    if options.unmount {
-        if let Some(info) = dm
-            .info(name.dm_name())
-            .map_err(|e| at(Step::Unmount, &mapper, e.into()))?
-        {
-            for dir in find_mounts(info.dev.major, info.dev.minor)
-                .map_err(|e| at(Step::Unmount, &mapper, e))?
-            {
-                devices
-                    .unmount(&dir)
-                    .map_err(|e| at(Step::Unmount, &mapper, e))?;
-                unmounted.push(dir);
-            }
-        }
+    for dir in mounts {
+        devices
+            .unmount(&dir)
+            .map_err(|e| at(Step::Unmount, &mapper, e))?;
+        unmounted.push(dir);
     }
     let remove = if options.force {
         dm::remove_any_crypt

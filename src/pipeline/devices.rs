@@ -61,6 +61,16 @@ pub trait BlockDevices {
     fn state_dir(&self) -> PathBuf {
         PathBuf::from(super::grow::STATE_DIR)
     }
+
+    /// Mount points of the block device `dev`, deepest first.
+    fn mounts_of(&self, dev: crate::dm::DevNum) -> Result<Vec<PathBuf>> {
+        mount::find_mounts(dev.major, dev.minor)
+    }
+
+    /// Stop the grower of a fast start of `name`, if one runs, and wait until it is gone.
+    fn stop_grower(&self, name: &crate::name::MappingName) -> Result<()> {
+        super::grow::stop_grower(name)
+    }
 }
 
 /// The real block devices of this machine.

@@ -23,6 +23,9 @@ struct FileDevices {
     mounts: RefCell<Vec<PathBuf>>,
     real_tmpfs: RefCell<Vec<PathBuf>>,
     state: PathBuf,
+    /// What `cleanup` did to growers and mounts, in order (`stop-grower`, `unmount <dir>`).
+    events: RefCell<Vec<String>>,
+
     /// Cancelled (as a signal handler would) when the named step of ours runs.
     cancel_at: RefCell<Option<(Step, CancelToken)>>,
 }
@@ -38,6 +41,7 @@ impl FileDevices {
             mounts: RefCell::new(Vec::new()),
             real_tmpfs: RefCell::new(Vec::new()),
             state: dir.join("state"),
+            events: RefCell::new(Vec::new()),
             cancel_at: RefCell::new(None),
         }
     }
@@ -103,7 +107,19 @@ impl BlockDevices for FileDevices {
         Ok(())
     }
 
+    fn mounts_of(&self, _dev: crate::dm::DevNum) -> Result<Vec<PathBuf>> {
+        Ok(self.mounts.borrow().iter().rev().cloned().collect())
+    }
+
+    fn stop_grower(&self, _name: &MappingName) -> Result<()> {
+        self.events.borrow_mut().push("stop-grower".to_owned());
+        Ok(())
+    }
+
     fn unmount(&self, dir: &Path) -> Result<()> {
+        self.events
+            .borrow_mut()
+            .push(format!("unmount {}", dir.display()));
         if self.fail_unmount.get() {
             return Err(injected("unmount", dir));
         }
@@ -394,6 +410,73 @@ fn cleanup_of_a_busy_mapping_removes_nothing() {
     assert_eq!(step_of(&err), Some(Step::RemoveMapping));
     assert_eq!(err.class(), ErrorClass::Busy);
     assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+}
+
+/// Issue 26 item 3: `cleanup --unmount` of a mapping that is not ours (an LVM volume of the
+/// same name, mounted) refuses before it unmounts anything, with or without `--force`.
+#[test]
+fn cleanup_unmount_leaves_the_mounts_of_a_foreign_mapping() {
+    let w = World::new(64 << 20);
+    w.dm.insert(
+        "scratch",
+        "LVM-n7Yc0000000000000000000000000000000000000000000000000000",
+        1,
+    );
+    w.devices
+        .mounts
+        .borrow_mut()
+        .push(PathBuf::from("/srv/data"));
+    for force in [false, true] {
+        let options = CleanupOptions {
+            unmount: true,
+            force,
+            ..CleanupOptions::default()
+        };
+        let err = cleanup_with(&w.dm, &w.devices, &w.name, &options).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::InvalidInput, "{}", err.line());
+        assert_eq!(
+            *w.devices.events.borrow(),
+            Vec::<String>::new(),
+            "force {force}"
+        );
+        assert_eq!(*w.devices.mounts.borrow(), vec![PathBuf::from("/srv/data")]);
+        assert_eq!(w.dm.device_names(), vec!["scratch"]);
+    }
+}
+
+/// Issue 26 item 1: `cleanup` without `--unmount` of a mounted fast start is refused (exit 4)
+/// with its grower left running; with `--unmount` the grower is stopped first, then the file
+/// system unmounted, then the mapping removed.
+#[test]
+fn cleanup_of_a_mounted_fast_start_keeps_its_grower_unless_it_unmounts() {
+    let w = World::new(512 << 20);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    let dir = w.dir.path().join("mnt");
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    w.run(&options).unwrap();
+    let err = cleanup_with(&w.dm, &w.devices, &w.name, &CleanupOptions::default()).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
+    assert_eq!(err.class().exit_code(), 4);
+    assert!(err.line().contains("--unmount"), "{}", err.line());
+    assert_eq!(*w.devices.events.borrow(), Vec::<String>::new());
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    let unmount = CleanupOptions {
+        unmount: true,
+        ..CleanupOptions::default()
+    };
+    let out = cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap();
+    assert!(out.crypt_removed && out.integrity_removed);
+    assert_eq!(
+        *w.devices.events.borrow(),
+        vec![
+            "stop-grower".to_owned(),
+            format!("unmount {}", dir.display())
+        ]
+    );
 }
 
 /// A formatter that remembers the key it was given, to search outputs for it.

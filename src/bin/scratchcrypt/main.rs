@@ -305,7 +305,18 @@ fn run(cli: Cli) -> Result<(), Error> {
                     temp_dir: a.temp_dir,
                     force: a.force,
                 },
-            )?;
+            )
+            .inspect_err(|_| {
+                // A cleanup that failed after it stopped the grower (a busy unmount) leaves the
+                // mapping and its growth record: start the grower again, so the file system
+                // does not stay small for good. A grower that still runs holds the lock, and
+                // then this does nothing.
+                if let Ok(Some(_)) = scratchcrypt::GrowState::load(&a.name) {
+                    if a.name.mapper_path().exists() {
+                        let _ = grower::spawn(&a.name);
+                    }
+                }
+            })?;
             if a.json {
                 print_json(&outcome);
             } else if !outcome.existed && !quiet {
