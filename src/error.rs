@@ -131,6 +131,9 @@ pub enum Refusal {
         /// Where it is mounted.
         at: PathBuf,
     },
+    /// A fast start was asked for where the file system cannot grow online: the process lacks
+    /// CAP_SYS_RESOURCE, which the kernel's `EXT4_IOC_RESIZE_FS` needs.
+    CannotGrowOnline,
     /// Too small for header, integrity metadata and ext4.
     TooSmall {
         /// Its size in bytes.
@@ -149,6 +152,7 @@ impl Refusal {
             | Refusal::HoldsData(_)
             | Refusal::HoldsSeveralSignatures
             | Refusal::Mounted { .. } => ErrorClass::Busy,
+            Refusal::CannotGrowOnline => ErrorClass::PermissionDenied,
             _ => ErrorClass::InvalidInput,
         }
     }
@@ -192,6 +196,11 @@ impl fmt::Display for Refusal {
                 "is mounted on {}: give --unmount to unmount it first (nothing was stopped or \
                  removed)",
                 at.display()
+            ),
+            Refusal::CannotGrowOnline => f.write_str(
+                "cannot be fast-started here: growing a mounted ext4 needs CAP_SYS_RESOURCE, \
+                 which this process lacks (run without --fast-start, or add \
+                 --or-full-format to format the full size instead); nothing was written",
             ),
             Refusal::TooSmall { size, min } => write!(
                 f,

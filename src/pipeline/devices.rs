@@ -71,6 +71,28 @@ pub trait BlockDevices {
     fn stop_grower(&self, name: &crate::name::MappingName) -> Result<()> {
         super::grow::stop_grower(name)
     }
+
+    /// Whether this process may grow a mounted ext4 (`EXT4_IOC_RESIZE_FS` needs
+    /// CAP_SYS_RESOURCE in the effective set; the detached grower inherits this process's).
+    fn can_grow_online(&self) -> bool {
+        has_effective_capability(CAP_SYS_RESOURCE)
+    }
+}
+
+/// `CAP_SYS_RESOURCE` of linux/capability.h (not in the libc crate).
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether capability number `cap` is in this process's effective set (`CapEff:` of
+/// /proc/self/status). Unreadable counts as absent: a promise is made only when it can be kept.
+pub fn has_effective_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|mask| cap < 64 && mask & (1u64 << cap) != 0)
 }
 
 /// The real block devices of this machine.

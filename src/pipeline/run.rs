@@ -164,6 +164,24 @@ fn encrypt_steps(
             },
         ));
     }
+    // A promise of growth is made only where growth can happen: the kernel's online resize
+    // needs CAP_SYS_RESOURCE, and a grower that meets EPERM hours later has no terminal to say
+    // so. Checked before anything is written.
+    let mut format_options = options.format.clone();
+    if format_options.initial_bytes.is_some() && !system.devices.can_grow_online() {
+        if !options.full_format_if_no_growth {
+            return Err(at(
+                Step::CheckNames,
+                source,
+                Error::Refused {
+                    path: source.to_path_buf(),
+                    reason: Refusal::CannotGrowOnline,
+                },
+            ));
+        }
+        format_options.initial_bytes = None;
+        format_options.full_journal = false;
+    }
     if !options.force {
         let refuse = |reason| {
             at(
@@ -213,7 +231,7 @@ fn encrypt_steps(
     let (temp, temp_fs) = prepare_temp_dir(run, options, activation.size_bytes)?;
 
     let image_path = temp.join("image.ext4");
-    let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
+    let plan = format::build_image(&image_path, activation.size_bytes, &format_options)
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage)?;
 

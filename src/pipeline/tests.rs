@@ -25,7 +25,8 @@ struct FileDevices {
     state: PathBuf,
     /// What `cleanup` did to growers and mounts, in order (`stop-grower`, `unmount <dir>`).
     events: RefCell<Vec<String>>,
-
+    /// Whether this pretend process may grow a mounted ext4 (CAP_SYS_RESOURCE).
+    can_grow: Cell<bool>,
     /// Cancelled (as a signal handler would) when the named step of ours runs.
     cancel_at: RefCell<Option<(Step, CancelToken)>>,
 }
@@ -42,6 +43,7 @@ impl FileDevices {
             real_tmpfs: RefCell::new(Vec::new()),
             state: dir.join("state"),
             events: RefCell::new(Vec::new()),
+            can_grow: Cell::new(true),
             cancel_at: RefCell::new(None),
         }
     }
@@ -114,6 +116,10 @@ impl BlockDevices for FileDevices {
     fn stop_grower(&self, _name: &MappingName) -> Result<()> {
         self.events.borrow_mut().push("stop-grower".to_owned());
         Ok(())
+    }
+
+    fn can_grow_online(&self) -> bool {
+        self.can_grow.get()
     }
 
     fn unmount(&self, dir: &Path) -> Result<()> {
@@ -477,6 +483,34 @@ fn cleanup_of_a_mounted_fast_start_keeps_its_grower_unless_it_unmounts() {
             format!("unmount {}", dir.display())
         ]
     );
+}
+
+/// Issue 26 item 2: a fast start where the file system cannot grow online (no
+/// CAP_SYS_RESOURCE) is refused (exit 8) before the header is written; with
+/// `full_format_if_no_growth` it formats the full size and records no growth.
+#[test]
+fn fast_start_without_online_growth_is_refused_or_formats_full() {
+    let w = World::new(512 << 20);
+    w.devices.can_grow.set(false);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    options.mount = Some(MountRequest {
+        dir: w.dir.path().join("mnt"),
+        options: None,
+    });
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::PermissionDenied, "{}", err.line());
+    assert_eq!(err.class().exit_code(), 8);
+    assert!(err.line().contains("CAP_SYS_RESOURCE"), "{}", err.line());
+    assert_eq!(w.luks.calls(), 0, "the header was written");
+    w.assert_nothing_left();
+    options.full_format_if_no_growth = true;
+    let report = w.run(&options).unwrap();
+    assert_eq!(report.fs_bytes, report.target_bytes, "{report:?}");
+    assert!(report.fs_bytes > 400 << 20, "{report:?}");
+    assert!(super::grow::GrowState::load_in(&w.devices.state, &w.name)
+        .unwrap()
+        .is_none());
 }
 
 /// A formatter that remembers the key it was given, to search outputs for it.

@@ -109,6 +109,11 @@ struct EncryptArgs {
     /// 1 GiB) instead of the initial one; all of it is written before the mount.
     #[arg(long, requires = "fast_start")]
     full_journal: bool,
+    /// With --fast-start: where the file system cannot grow online (the process lacks
+    /// CAP_SYS_RESOURCE, as in many containers), format the full size instead. Without it such
+    /// a fast start is refused (exit 8) before anything is written.
+    #[arg(long, requires = "fast_start")]
+    or_full_format: bool,
     #[command(flatten)]
     format: FormatArgs,
     /// Write over DEVICE even if it holds a file system, a partition table, a RAID or LVM
@@ -286,6 +291,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }),
                 cancel: signals::install(),
                 force: a.force,
+                full_format_if_no_growth: a.or_full_format,
             };
             let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
             if report.fs_bytes < report.target_bytes {
