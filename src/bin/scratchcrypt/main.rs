@@ -214,6 +214,10 @@ impl FormatArgs {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = keep_out_of_core_files() {
+        eprintln!("scratchcrypt: make this process non-dumpable: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -230,6 +234,19 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Before anything else: no core file of this process, or of the grower it forks (both
+/// settings are inherited across fork), can be written, so no copy of the volume key (ours,
+/// libcryptsetup's, the table buffers') reaches a file by a crash or a SIGQUIT. Non-dumpable
+/// also keeps other users' ptrace and /proc/PID/mem out.
+fn keep_out_of_core_files() -> std::io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes a plain integer and changes only this process's attribute.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(std::io::Error::from)
 }
 
 /// Help and version go to stdout as clap renders them; a usage error becomes one line on
