@@ -18,7 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,8 +36,8 @@ use crate::sparse;
 use crate::step::Step;
 
 /// Where run state lives: a tmpfs on every system this tool targets, gone at reboot with the
-/// key.
-pub const STATE_DIR: &str = "/run/scratchcrypt";
+/// key; root-only and owner-checked ([`crate::state`]).
+pub const STATE_DIR: &str = crate::state::STATE_DIR;
 
 /// Options of [`grow_mounted`].
 #[derive(Clone, Default)]
@@ -214,13 +214,10 @@ fn state_path_in(dir: &Path, name: &MappingName, ext: &str) -> PathBuf {
     dir.join(format!("{name}.{ext}"))
 }
 
-/// The run-state directory, mode 0700, made if missing.
+/// The run-state directory, mode 0700, made if missing; refused unless it is ours (a real
+/// directory of this process's owner, no group or other bits: [`crate::state::ensure_dir`]).
 fn create_state_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(state_io("create", dir))
+    crate::state::ensure_dir(dir).map_err(state_io("check the state directory", dir))
 }
 
 fn state_io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
@@ -246,9 +243,9 @@ impl GrowState {
         let text = serde_json::to_vec(self).map_err(|e| state_io("encode", &path)(e.into()))?;
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(state_io("create", &tmp))?;
         io::Write::write_all(&mut file, &text).map_err(state_io("write", &tmp))?;
@@ -263,7 +260,11 @@ impl GrowState {
     /// [`GrowState::load`] from `dir`.
     pub fn load_in(dir: &Path, name: &MappingName) -> Result<Option<GrowState>> {
         let path = state_path_in(dir, name, "json");
-        match std::fs::read(&path) {
+        let read = crate::state::open_file(&path, false).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        });
+        match read {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| state_io("parse", &path)(e.into())),
@@ -302,15 +303,7 @@ impl GrowLock {
         let dir = Path::new(STATE_DIR);
         create_state_dir(dir)?;
         let path = state_path(name, "lock");
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(state_io("open", &path))
+        crate::state::open_file(&path, true).map_err(state_io("open", &path))
     }
 
     fn lock(name: &MappingName, op: libc::c_int) -> Result<Option<GrowLock>> {

@@ -54,6 +54,12 @@ fn superblock_values_we_never_write_are_refused() {
 #[test]
 fn growth_record_round_trips() {
     let dir = tempfile::tempdir().unwrap();
+    // The state directory must be private (mode 0700), as /run/scratchcrypt is made.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let name = MappingName::new("scratch").unwrap();
     assert_eq!(GrowState::load_in(dir.path(), &name).unwrap(), None);
     let state = GrowState {
