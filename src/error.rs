@@ -131,6 +131,11 @@ pub enum Refusal {
         /// Where it is mounted.
         at: PathBuf,
     },
+    /// The recorded mount point of a fast start is not (or no longer) on its mapping.
+    NotMountedFrom {
+        /// The mapping it should be on.
+        mapping: PathBuf,
+    },
     /// A fast start was asked for where the file system cannot grow online: the process lacks
     /// CAP_SYS_RESOURCE, which the kernel's `EXT4_IOC_RESIZE_FS` needs.
     CannotGrowOnline,
@@ -196,6 +201,12 @@ impl fmt::Display for Refusal {
                 "is mounted on {}: give --unmount to unmount it first (nothing was stopped or \
                  removed)",
                 at.display()
+            ),
+            Refusal::NotMountedFrom { mapping } => write!(
+                f,
+                "is not on {} (unmounted or moved since the fast start?): nothing was written, \
+                 and no other file system is resized",
+                mapping.display()
             ),
             Refusal::CannotGrowOnline => f.write_str(
                 "cannot be fast-started here: growing a mounted ext4 needs CAP_SYS_RESOURCE, \

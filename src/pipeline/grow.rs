@@ -117,6 +117,10 @@ pub fn grow_mounted(
         .map_err(io("open", mapping))
         .map_err(fail)?;
     let dir = File::open(mount).map_err(io("open", mount)).map_err(fail)?;
+    // The recorded mount point is only a name: after a `umount` or `mount --move` another file
+    // system may hold it. Before anything is written, the directory opened (the very
+    // descriptor the resize ioctl goes to) must be on the mapping itself.
+    check_mounted_from(&dev, mapping, &dir, mount).map_err(fail)?;
     let read_ahead = crate::blockdev::read_ahead_bytes(&dev).unwrap_or(0);
     let mut geom = Ext4Geometry::read(&dev, mapping).map_err(|e| fail(e.into()))?;
     if !geom.has_noinit_itable() {
@@ -193,6 +197,27 @@ pub fn grow_mounted(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Refuse unless `dir` (open on `mount`) is on the block device `dev` (open on `mapping`):
+/// the directory's `st_dev` must be the device's `st_rdev`.
+fn check_mounted_from(dev: &File, mapping: &Path, dir: &File, mount: &Path) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    let dev_meta = dev.metadata().map_err(io("stat", mapping))?;
+    let dir_meta = dir.metadata().map_err(io("stat", mount))?;
+    if dev_meta.file_type().is_block_device() && dir_meta.dev() == dev_meta.rdev() {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        path: mount.to_path_buf(),
+        reason: crate::error::Refusal::NotMountedFrom {
+            mapping: mapping.to_path_buf(),
+        },
+    })
 }
 
 /// What `encrypt` with a fast start leaves for `grow` and `status`.

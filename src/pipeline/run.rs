@@ -281,9 +281,12 @@ fn encrypt_steps(
         None => None,
     };
     if let (Some(dir), true) = (&mounted_at, plan.final_block_count > plan.block_count) {
+        // Absolute: `grow` may run from another working directory (and checks that this path
+        // is still on the mapping before it acts on it).
+        let mount = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         let state = GrowState {
             target_blocks: plan.final_block_count,
-            mount: dir.clone(),
+            mount,
             grower_pid: None,
         };
         let state_dir = system.devices.state_dir();

@@ -204,3 +204,41 @@ fn stop_grower_signals_only_a_process_holding_the_lock() {
         "{status:?}"
     );
 }
+
+/// Issue 26 item 7: `grow_mounted` with a recorded mount point that is not on the mapping
+/// (unmounted, moved, another file system there now) is refused before anything is written,
+/// and no resize ioctl is sent to whatever holds the path.
+#[test]
+fn grow_refuses_a_mount_point_not_on_the_mapping() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("img");
+    let opts = crate::format::FormatOptions {
+        initial_bytes: Some(512 << 20),
+        ..crate::format::FormatOptions::default()
+    };
+    let plan = crate::format::build_image(&image, 4 << 30, &opts).unwrap();
+    // The mapping's full size, as the device would have.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let before = std::fs::metadata(&image).unwrap().blocks();
+    let elsewhere = dir.path().join("mnt");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let err = grow_mounted(
+        &image,
+        &elsewhere,
+        plan.final_block_count,
+        &GrowOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.line().contains("is not on"), "{}", err.line());
+    assert_eq!(
+        std::fs::metadata(&image).unwrap().blocks(),
+        before,
+        "blocks were written to the mapping"
+    );
+}
