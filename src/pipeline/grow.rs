@@ -538,11 +538,16 @@ pub fn growth_status(name: &MappingName) -> Result<GrowthStatus> {
 /// not ours. The check and the signal go through a pidfd, so the signal reaches the process
 /// that was checked or none.
 pub fn stop_grower(name: &MappingName) -> Result<()> {
-    stop_grower_in(Path::new(STATE_DIR), name)
+    stop_grower_in(Path::new(STATE_DIR), name, STOP_GROWER_WAIT)
 }
 
-/// [`stop_grower`] in the state directory `dir`.
-pub fn stop_grower_in(dir: &Path, name: &MappingName) -> Result<()> {
+/// How long [`stop_grower`] waits for the grower's lock to be released: a resize step in
+/// flight finishes in seconds; a holder that does not let go in this time is reported instead
+/// of waited for forever.
+pub const STOP_GROWER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`stop_grower`] in the state directory `dir`, waiting at most `wait` for the lock.
+pub fn stop_grower_in(dir: &Path, name: &MappingName, wait: std::time::Duration) -> Result<()> {
     let Some(state) = GrowState::load_in(dir, name)? else {
         return Ok(());
     };
@@ -552,8 +557,29 @@ pub fn stop_grower_in(dir: &Path, name: &MappingName) -> Result<()> {
             .map_err(|e| state_io("signal the grower of", &name.mapper_path())(e))?;
     }
     // Released when the grower's process is gone.
-    drop(GrowLock::take_in(dir, name)?);
-    Ok(())
+    let started = Instant::now();
+    loop {
+        if GrowLock::try_take_in(dir, name)?.is_some() {
+            return Ok(());
+        }
+        if started.elapsed() >= wait {
+            let path = state_path_in(dir, name, "lock");
+            return Err(state_io("wait for the grower's lock", &path)(
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process still holds it after {} s (recorded grower pid: {}); \
+                     nothing was removed",
+                        wait.as_secs(),
+                        state
+                            .grower_pid
+                            .map_or_else(|| "none".to_owned(), |p| p.to_string())
+                    ),
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// SIGTERM to `pid` if it has the file `id` open. A process that is gone is not an error.

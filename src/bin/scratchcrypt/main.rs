@@ -312,7 +312,26 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
             if report.fs_bytes < report.target_bytes {
-                grower::spawn(&name)?;
+                if let Err(e) = grower::spawn(&name) {
+                    // Past the run's last safe point, but nothing is printed yet: a disk that
+                    // cannot grow is not handed over. Undo it as `cleanup --unmount` would
+                    // (which removes only our own stack), so that a failed exit leaves nothing
+                    // mounted for a unit whose ExecStop never runs.
+                    let undo = scratchcrypt::cleanup(
+                        &name,
+                        &CleanupOptions {
+                            unmount: true,
+                            ..CleanupOptions::default()
+                        },
+                    );
+                    return Err(match undo {
+                        Ok(_) => e,
+                        Err(u) => Error::Rollback {
+                            cause: Box::new(e),
+                            rollback: vec![u],
+                        },
+                    });
+                }
             }
             if a.json {
                 print_json(&report);

@@ -165,7 +165,7 @@ fn stop_grower_signals_only_a_process_holding_the_lock() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(held);
     });
-    stop_grower_in(&dir, &name).unwrap();
+    stop_grower_in(&dir, &name, STOP_GROWER_WAIT).unwrap();
     releaser.join().unwrap();
     let alive = stranger.try_wait().unwrap().is_none();
     let _ = stranger.kill();
@@ -196,7 +196,7 @@ fn stop_grower_signals_only_a_process_holding_the_lock() {
     }
     .save_in(&dir, &name)
     .unwrap();
-    stop_grower_in(&dir, &name).unwrap();
+    stop_grower_in(&dir, &name, STOP_GROWER_WAIT).unwrap();
     let status = grower.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -241,4 +241,27 @@ fn grow_refuses_a_mount_point_not_on_the_mapping() {
         before,
         "blocks were written to the mapping"
     );
+}
+
+/// Issue 26 item 8: `cleanup` does not wait for ever on a grower's lock whose holder cannot be
+/// stopped (not recorded, or not ours to signal): it gives up after its wait with an error
+/// naming the lock.
+#[test]
+fn stop_grower_gives_up_on_a_lock_that_is_never_released() {
+    let (_base, dir, name) = state_dir_with_record(None);
+    let held = GrowLock::try_take_in(&dir, &name).unwrap().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (dir, name) = (dir.clone(), name.clone());
+        std::thread::spawn(move || {
+            let r = stop_grower_in(&dir, &name, std::time::Duration::from_millis(300));
+            let _ = tx.send(r.map_err(|e| e.line()));
+        });
+    }
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("stop_grower still waits after 10 s");
+    let line = result.unwrap_err();
+    assert!(line.contains("still holds it"), "{line}");
+    drop(held);
 }
