@@ -156,10 +156,19 @@ pub fn remove_stale_temp_dirs(base: &Path) -> Result<Vec<PathBuf>> {
         if !meta.is_dir() {
             continue;
         }
+        // Ours: made by this tool's uid with mode 0700 (`create_private_dir`). A directory
+        // of that name made by someone else is theirs, whatever its pid says.
+        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+            continue;
+        }
         if meta.dev() != base_dev {
             // The private tmpfs of a killed run: unmount it, which also frees its memory.
-            nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
-                .map_err(|e| io("unmount", &dir)(e.into()))?;
+            // Never through a link swapped in since the stat.
+            nix::mount::umount2(
+                &dir,
+                nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+            )
+            .map_err(|e| io("unmount", &dir)(e.into()))?;
         }
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
         removed.push(dir);
@@ -170,6 +179,34 @@ pub fn remove_stale_temp_dirs(base: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 12: a dead-pid directory of our name that another user made (or one with
+    /// group/other bits, which ours never have) is left alone.
+    #[test]
+    fn stale_dirs_of_other_owners_are_left_alone() {
+        let base = tempfile::tempdir().unwrap();
+        let open = base.path().join("scratchcrypt-4194304-00112233aabbccdd");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::fs::write(open.join("keep"), b"x").unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let theirs = base.path().join("scratchcrypt-4194303-00112233aabbccdd");
+            std::fs::create_dir(&theirs).unwrap();
+            std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert!(remove_stale_temp_dirs(base.path()).unwrap().is_empty());
+            assert!(theirs.exists(), "another user's dir was removed");
+        } else {
+            crate::test_skip::cannot_run(
+                "pipeline::cleanup::tests::stale_dirs_of_other_owners_are_left_alone",
+                "needs root to give a directory to uid 65534",
+            );
+            assert!(remove_stale_temp_dirs(base.path()).unwrap().is_empty());
+        }
+        assert!(open.join("keep").exists(), "a 0777 dir was removed");
+    }
 
     /// Only our own naming pattern yields a pid.
     #[test]
@@ -197,6 +234,8 @@ mod tests {
         let foreign = base.path().join("scratchcrypt-notes");
         for d in [&dead, &live, &foreign] {
             std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .unwrap();
         }
         std::fs::write(dead.join("image.ext4"), b"x").unwrap();
         let removed = remove_stale_temp_dirs(base.path()).unwrap();
