@@ -153,6 +153,10 @@ fn encrypt_steps(
     started: Instant,
 ) -> Result<EncryptReport> {
     let (system, source, name) = (run.system, run.source, run.name);
+    // Every step after the probe reads and writes the device that was checked and locked
+    // (`/proc/self/fd/N` of the held descriptor), never `source` resolved again; errors still
+    // name `source`, as the caller gave it.
+    let device = info.device_path(source);
 
     if options.format.initial_bytes.is_some() && options.mount.is_none() {
         return Err(at(
@@ -193,7 +197,7 @@ fn encrypt_steps(
                 },
             )
         };
-        match signature::probe(source).map_err(|e| at(Step::CheckData, source, e.into()))? {
+        match signature::probe(device).map_err(|e| at(Step::CheckData, source, e.into()))? {
             Verdict::Empty | Verdict::Ours => {}
             Verdict::Foreign(found) => return Err(refuse(Refusal::HoldsData(found))),
             Verdict::Ambiguous => return Err(refuse(Refusal::HoldsSeveralSignatures)),
@@ -209,14 +213,14 @@ fn encrypt_steps(
 
     let params = system
         .luks
-        .format(source, &key)
+        .format(device, &key)
         .map_err(|e| at(Step::FormatHeader, source, e.into()))?;
     run.done(Step::FormatHeader)?;
 
     // Activation rolls itself back when it fails, so the undo is registered only once it has
     // succeeded: a failed activation (say, the name was taken meanwhile by someone else) must
     // never remove a mapping this run did not create.
-    let activation = dm::activate(system.dm, source, &params, &key, name)
+    let activation = dm::activate(system.dm, device, &params, &key, name)
         .map_err(|e| at(Step::Activate, source, e.into()))?;
     run.undo.push(Undo::Mapping(params.uuid));
     drop(key);
@@ -235,7 +239,7 @@ fn encrypt_steps(
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage)?;
 
-    let tags = tag_layout(source, &params);
+    let tags = tag_layout(device, &params);
     let written = write_image(
         run,
         &mapping,
@@ -297,7 +301,7 @@ fn encrypt_steps(
 
     // The last safe point was the last `done`: past it, the run has succeeded and a signal no
     // longer undoes it (a check here would roll back without removing the growth record).
-    let integrity_metadata = integrity_metadata_bytes(source, params.data_offset_sectors);
+    let integrity_metadata = integrity_metadata_bytes(device, params.data_offset_sectors);
     run.undo.clear();
     Ok(EncryptReport {
         mapper_path: activation.mapper_path.clone(),

@@ -27,6 +27,9 @@ struct FileDevices {
     events: RefCell<Vec<String>>,
     /// Whether this pretend process may grow a mounted ext4 (CAP_SYS_RESOURCE).
     can_grow: Cell<bool>,
+    /// After the probe opened the source, point the source symlink here (a by-id link that
+    /// flips to another device mid-run).
+    flip_source_to: RefCell<Option<PathBuf>>,
     /// Cancelled (as a signal handler would) when the named step of ours runs.
     cancel_at: RefCell<Option<(Step, CancelToken)>>,
 }
@@ -44,6 +47,7 @@ impl FileDevices {
             state: dir.join("state"),
             events: RefCell::new(Vec::new()),
             can_grow: Cell::new(true),
+            flip_source_to: RefCell::new(None),
             cancel_at: RefCell::new(None),
         }
     }
@@ -82,6 +86,17 @@ impl BlockDevices for FileDevices {
                 source,
             })?
             .len();
+        if let Some(other) = self.flip_source_to.borrow_mut().take() {
+            let held = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .unwrap();
+            let tmp = path.with_extension("flip");
+            std::os::unix::fs::symlink(&other, &tmp).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+            return Ok(SourceInfo::holding(len, held));
+        }
         Ok(SourceInfo::unlocked(len))
     }
 
@@ -511,6 +526,36 @@ fn fast_start_without_online_growth_is_refused_or_formats_full() {
     assert!(super::grow::GrowState::load_in(&w.devices.state, &w.name)
         .unwrap()
         .is_none());
+}
+
+/// Issue 26 item 9: a source named by a link that flips to another device right after the
+/// probe (a by-id or multipath link) gets the checked, locked device formatted; the device the
+/// link points to afterwards is never touched.
+#[test]
+fn a_source_link_that_flips_after_the_probe_changes_nothing() {
+    let w = World::new(64 << 20);
+    let locked = w.dir.path().join("locked.img");
+    std::fs::rename(&w.source, &locked).unwrap();
+    std::os::unix::fs::symlink(&locked, &w.source).unwrap();
+    let other = w.dir.path().join("other.img");
+    File::create(&other).unwrap().set_len(64 << 20).unwrap();
+    *w.devices.flip_source_to.borrow_mut() = Some(other.clone());
+    w.run(&w.options()).unwrap();
+    assert_eq!(
+        std::fs::read_link(&w.source).unwrap(),
+        other,
+        "the link did not flip"
+    );
+    let other_bytes = std::fs::read(&other).unwrap();
+    assert!(
+        other_bytes.iter().all(|b| *b == 0),
+        "the device the link pointed to afterwards was written"
+    );
+    let locked_bytes = std::fs::read(&locked).unwrap();
+    assert!(
+        locked_bytes.iter().any(|b| *b != 0),
+        "the locked device was not formatted"
+    );
 }
 
 /// A formatter that remembers the key it was given, to search outputs for it.
