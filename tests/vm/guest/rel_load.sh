@@ -50,7 +50,9 @@ while [ $round -le $ROUNDS ]; do
     # Nothing of ours is left.
     no_leftovers "round $round"
     require_no_mapping
-    ! grep -q cryptsetup /proc/keys || fail "round $round: keys left: $(grep cryptsetup /proc/keys)"
+    # The runs have exited: this sees only keyrings that outlive a process (user, session);
+    # the thread keyring while a run lives is checked in rel_concurrency.sh.
+    ! grep -q cryptsetup /proc/keys || fail "round $round: keys outlived their runs: $(grep cryptsetup /proc/keys)"
     ! grep -q /dev/mapper /proc/mounts || fail "round $round: mounts left: $(grep /dev/mapper /proc/mounts)"
     [ -z "$(ls /run/scratchcrypt 2>/dev/null)" ] || fail "round $round: growth records left: $(ls /run/scratchcrypt)"
     [ -z "$gpid" ] || [ ! -d /proc/$gpid ] || [ "$(cat /proc/$gpid/stat | cut -d' ' -f3)" = Z ] ||
