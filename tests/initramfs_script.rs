@@ -170,7 +170,11 @@ fn mount_points_through_links_or_dotdot_are_refused() {
     assert!(r.out.status.success(), "{:?}", r.out);
     assert_eq!(r.calls.len(), 1, "{:?}", r.calls);
     assert!(r.calls[0].contains("/dev/vde"), "{:?}", r.calls);
-    for dev in ["/dev/vdb /linked", "/dev/vdc /linked/sub", "/dev/vdd /scratch/../scratch2"] {
+    for dev in [
+        "/dev/vdb /linked",
+        "/dev/vdc /linked/sub",
+        "/dev/vdd /scratch/../scratch2",
+    ] {
         assert!(
             r.log.contains(&format!("failed {dev}: mount point")),
             "{dev}: {}",
