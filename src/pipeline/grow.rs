@@ -12,8 +12,16 @@
 //! # State of a run
 //! `encrypt` with a fast start records the target in `/run/scratchcrypt/<name>.json`
 //! ([`GrowState`]); a grower holds an exclusive `flock` on `/run/scratchcrypt/<name>.lock`
-//! for as long as it runs, which is how `status` tells `growing` and how `grow` waits for a
-//! grower that is already at work. Nothing in these files is secret.
+//! for as long as it runs, which is how `grow` waits for a grower that is already at work.
+//! Nothing in these files is secret. The invariants:
+//! - the directory and every file in it go through [`crate::state`] (root-only, 0700,
+//!   owner-checked, never through a link);
+//! - only a grower (or `grow`) takes the lock; [`is_growing`], which `status` uses, probes
+//!   without it (`/proc/PID/fd` of the recorded grower, `/proc/locks`);
+//! - the recorded pid is a hint, never trusted: [`stop_grower`] signals it only through a
+//!   pidfd after checking that the process holds the lock file open, and waits a bounded time;
+//! - the recorded mount point is re-validated before use: [`grow_mounted`] acts only on a
+//!   directory whose file system is the mapping itself.
 
 use std::fs::{File, OpenOptions};
 use std::io;
