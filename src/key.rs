@@ -6,7 +6,7 @@
 //! depend on another to name it. `Debug` never shows a byte.
 //!
 //! # Where the bytes live
-//! Not on the heap: in a page of their own ([`SecretPage`]), mapped anonymously, locked in RAM
+//! Not on the heap: in a page of their own (`SecretPage`), mapped anonymously, locked in RAM
 //! (`mlock`: never written to swap), excluded from core dumps (`MADV_DONTDUMP`), and wiped in
 //! a forked child (`MADV_WIPEONFORK`: the detached grower of a fast start, which needs no key,
 //! sees zeros there). The page is zeroed, unlocked and unmapped on drop. The command-line tool
@@ -31,7 +31,7 @@ use crate::class::ErrorClass;
 /// (dm-crypt splits an `authenc` key as cipher key then MAC key, `drivers/md/dm-crypt.c`).
 pub const VOLUME_KEY_BYTES: usize = 96;
 
-/// The volume key. It lives in a [`SecretPage`] and never prints.
+/// The volume key. It lives in a `SecretPage` (locked, never dumped) and never prints.
 pub struct VolumeKey(SecretPage);
 
 /// One anonymous page for secret bytes: locked, not dumped, wiped in forked children, zeroed
