@@ -97,7 +97,9 @@ pub fn lacks_dm_target(target: &str) -> bool {
 /// The lock file of [`dm_integrity_lock`], in the root-only, owner-checked state directory
 /// ([`crate::state`]): in world-writable `/run/lock` any local user could hold it, or plant a
 /// link there.
-pub const DM_INTEGRITY_LOCK: &str = "/run/scratchcrypt/dm-integrity.lock";
+/// Its name has neither `.lock` nor `.json` at the end, so it can never be the growth lock or
+/// record (`<name>.lock`, `<name>.json`) of a mapping, whatever the mapping is called.
+pub const DM_INTEGRITY_LOCK: &str = "/run/scratchcrypt/kernel-dm-integrity-serialise";
 
 /// How long [`dm_integrity_lock`] waits for another process before it goes on without it.
 const DM_INTEGRITY_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -181,6 +183,18 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(lock_at(&link, Duration::ZERO).is_none());
         assert!(!target.exists(), "the planted link was followed");
+    }
+
+    /// A mapping called `dm-integrity` (a valid name) must not share its grower's lock file with
+    /// the dm-integrity lock: a grower holds its lock for the whole growth.
+    #[test]
+    fn integrity_lock_is_no_mappings_state_file() {
+        let file = Path::new(DM_INTEGRITY_LOCK).file_name().unwrap();
+        let file = file.to_str().unwrap();
+        assert!(
+            !file.ends_with(".lock") && !file.ends_with(".json"),
+            "{file} could be a mapping's growth lock or record"
+        );
     }
 
     /// Only a `device-mapper` line with a numeric minor counts.

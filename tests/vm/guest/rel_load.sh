@@ -58,7 +58,7 @@ while [ $round -le $ROUNDS ]; do
     ! grep -q /dev/mapper /proc/mounts || fail "round $round: mounts left: $(grep /dev/mapper /proc/mounts)"
     # The state directory stays (root's, 0700), with the dm-integrity lock file in it; no
     # growth record or grower's lock of a removed mapping may.
-    left=$(ls /run/scratchcrypt | grep -v '^dm-integrity\.lock$')
+    left=$(ls /run/scratchcrypt | grep -v '^kernel-dm-integrity-serialise$')
     [ -z "$left" ] || fail "round $round: growth records left: $left"
     [ "$(stat -c '%a %u' /run/scratchcrypt)" = "700 0" ] ||
         fail "round $round: /run/scratchcrypt is $(stat -c '%a %u' /run/scratchcrypt), not 700 0"
