@@ -136,6 +136,12 @@ pub enum Refusal {
         /// The mapping it should be on.
         mapping: PathBuf,
     },
+    /// Another file system is mounted over one of the mapping's mount points: an unmount by
+    /// path would remove that one, not ours.
+    StackedOver {
+        /// The mount point.
+        at: PathBuf,
+    },
     /// A fast start was asked for where the file system cannot grow online: the process lacks
     /// CAP_SYS_RESOURCE, which the kernel's `EXT4_IOC_RESIZE_FS` needs.
     CannotGrowOnline,
@@ -156,7 +162,8 @@ impl Refusal {
             | Refusal::InUse
             | Refusal::HoldsData(_)
             | Refusal::HoldsSeveralSignatures
-            | Refusal::Mounted { .. } => ErrorClass::Busy,
+            | Refusal::Mounted { .. }
+            | Refusal::StackedOver { .. } => ErrorClass::Busy,
             Refusal::CannotGrowOnline => ErrorClass::PermissionDenied,
             _ => ErrorClass::InvalidInput,
         }
@@ -207,6 +214,12 @@ impl fmt::Display for Refusal {
                 "is not on {} (unmounted or moved since the fast start?): nothing was written, \
                  and no other file system is resized",
                 mapping.display()
+            ),
+            Refusal::StackedOver { at } => write!(
+                f,
+                "is mounted on {}, but another file system is mounted over it there: unmounting \
+                 by that path would remove the other one (nothing was unmounted or removed)",
+                at.display()
             ),
             Refusal::CannotGrowOnline => f.write_str(
                 "cannot be fast-started here: growing a mounted ext4 needs CAP_SYS_RESOURCE, \

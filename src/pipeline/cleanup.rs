@@ -92,6 +92,25 @@ pub fn cleanup_with(
             },
         ));
     }
+    // An unmount by path removes the top-most mount there: refuse before touching anything if
+    // that is not ours (another file system mounted over one of our mount points).
+    if let Some(info) = &crypt {
+        for dir in &mounts {
+            let top = devices
+                .device_at(dir)
+                .map_err(|e| at(Step::Unmount, &mapper, e))?;
+            if top != info.dev {
+                return Err(at(
+                    Step::Unmount,
+                    &mapper,
+                    Error::Refused {
+                        path: mapper.clone(),
+                        reason: Refusal::StackedOver { at: dir.clone() },
+                    },
+                ));
+            }
+        }
+    }
     // A grower of a fast start must be gone before its filesystem is unmounted.
     devices
         .stop_grower(name)

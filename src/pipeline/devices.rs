@@ -98,6 +98,17 @@ pub trait BlockDevices {
         mount::find_mounts(dev.major, dev.minor)
     }
 
+    /// The device of the file system that `dir` shows now (its `st_dev`): the top-most mount
+    /// there, which is what an unmount by path would remove.
+    fn device_at(&self, dir: &Path) -> Result<crate::dm::DevNum> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).map_err(io_err("stat", dir))?.dev();
+        Ok(crate::dm::DevNum {
+            major: nix::sys::stat::major(dev) as u32,
+            minor: nix::sys::stat::minor(dev) as u32,
+        })
+    }
+
     /// Stop the grower of a fast start of `name`, if one runs, and wait until it is gone.
     fn stop_grower(&self, name: &crate::name::MappingName) -> Result<()> {
         super::grow::stop_grower(name)

@@ -27,6 +27,8 @@ struct FileDevices {
     events: RefCell<Vec<String>>,
     /// Whether this pretend process may grow a mounted ext4 (CAP_SYS_RESOURCE).
     can_grow: Cell<bool>,
+    /// Mount points where another file system is mounted over ours.
+    stacked: RefCell<Vec<PathBuf>>,
     /// After the probe opened the source, point the source symlink here (a by-id link that
     /// flips to another device mid-run).
     flip_source_to: RefCell<Option<PathBuf>>,
@@ -48,6 +50,7 @@ impl FileDevices {
             events: RefCell::new(Vec::new()),
             can_grow: Cell::new(true),
             flip_source_to: RefCell::new(None),
+            stacked: RefCell::new(Vec::new()),
             cancel_at: RefCell::new(None),
         }
     }
@@ -126,6 +129,20 @@ impl BlockDevices for FileDevices {
 
     fn mounts_of(&self, _dev: crate::dm::DevNum) -> Result<Vec<PathBuf>> {
         Ok(self.mounts.borrow().iter().rev().cloned().collect())
+    }
+
+    fn device_at(&self, dir: &Path) -> Result<crate::dm::DevNum> {
+        // The mock's mounts are all of its crypt device (254:1, made after the integrity
+        // device 254:0), unless something is stacked there.
+        let ours = crate::dm::DevNum {
+            major: 254,
+            minor: 1,
+        };
+        Ok(if self.stacked.borrow().iter().any(|d| d == dir) {
+            crate::dm::DevNum { major: 8, minor: 1 }
+        } else {
+            ours
+        })
     }
 
     fn stop_grower(&self, _name: &MappingName) -> Result<()> {
@@ -491,6 +508,40 @@ fn cleanup_of_a_mounted_fast_start_keeps_its_grower_unless_it_unmounts() {
     };
     let out = cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap();
     assert!(out.crypt_removed && out.integrity_removed);
+    assert_eq!(
+        *w.devices.events.borrow(),
+        vec![
+            "stop-grower".to_owned(),
+            format!("unmount {}", dir.display())
+        ]
+    );
+}
+
+/// Issue 26 item 12: `cleanup --unmount` where another file system is mounted over ours
+/// refuses before unmounting anything (an unmount by path would remove the other one).
+#[test]
+fn cleanup_unmount_refuses_a_mount_point_with_another_fs_on_top() {
+    let w = World::new(64 << 20);
+    let dir = w.dir.path().join("mnt");
+    let mut options = w.options();
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    w.run(&options).unwrap();
+    assert_eq!(w.dm.device("scratch").unwrap().dev.to_string(), "254:1");
+    w.devices.stacked.borrow_mut().push(dir.clone());
+    let unmount = CleanupOptions {
+        unmount: true,
+        ..CleanupOptions::default()
+    };
+    let err = cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
+    assert!(err.line().contains("mounted over it"), "{}", err.line());
+    assert_eq!(*w.devices.events.borrow(), Vec::<String>::new());
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    w.devices.stacked.borrow_mut().clear();
+    cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap();
     assert_eq!(
         *w.devices.events.borrow(),
         vec![
