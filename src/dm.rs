@@ -386,6 +386,43 @@ fn rollback(dm: &dyn DeviceMapper, cause: DmError, undo: Vec<Undo>) -> DmError {
 /// [`remove_any_crypt`] is the forced variant; a run undoing its own activation uses
 /// [`remove_ours`].
 pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome, DmError> {
+    let (crypt, dif) = check_stack(dm, name)?;
+    // Remove what was just checked: a second query could see other devices.
+    remove_found(dm, name, crypt, dif, &any_crypt)
+}
+
+/// The devices `<name>` and `<name>_dif` if [`remove`] (or, with `force`, [`remove_any_crypt`])
+/// would accept them as its own, without removing anything and whatever their open counts;
+/// the refusal otherwise. `cleanup --unmount` asks this before it unmounts anything: a mapping
+/// that is not ours keeps its mounts.
+pub fn check_removable(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+    force: bool,
+) -> Result<Option<DmInfo>, DmError> {
+    if !force {
+        return check_stack(dm, name).map(|(crypt, _)| crypt);
+    }
+    let crypt = dm.info(name.dm_name())?;
+    let dif = dm.info(name.integrity_dm_name())?;
+    for (n, info) in [(name.to_string(), &crypt), (name.integrity_name(), &dif)] {
+        if let Some(i) = info {
+            if !any_crypt(&n, &i.uuid) {
+                return Err(DmError::NotOurs {
+                    name: n,
+                    uuid: i.uuid.clone(),
+                });
+            }
+        }
+    }
+    Ok(crypt)
+}
+
+/// The checks of [`remove`]: the two devices found, if they form one LUKS2 stack.
+fn check_stack(
+    dm: &dyn DeviceMapper,
+    name: &MappingName,
+) -> Result<(Option<DmInfo>, Option<DmInfo>), DmError> {
     let crypt = dm.info(name.dm_name())?;
     let dif = dm.info(name.integrity_dm_name())?;
     let refuse = |reason: &'static str| DmError::NotAStack {
@@ -420,8 +457,7 @@ pub fn remove(dm: &dyn DeviceMapper, name: &MappingName) -> Result<RemoveOutcome
         }
         _ => {}
     }
-    // Remove what was just checked: a second query could see other devices.
-    remove_found(dm, name, crypt, dif, &any_crypt)
+    Ok((crypt, dif))
 }
 
 /// Whether a dm UUID is cryptsetup's (`CRYPT-...`).

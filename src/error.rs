@@ -125,6 +125,26 @@ pub enum Refusal {
     HoldsSeveralSignatures,
     /// Not a fast-started filesystem this tool can grow.
     NotGrowable,
+    /// `cleanup` without `--unmount` of a mapping that is mounted: nothing was touched (its
+    /// grower, if any, goes on).
+    Mounted {
+        /// Where it is mounted.
+        at: PathBuf,
+    },
+    /// The recorded mount point of a fast start is not (or no longer) on its mapping.
+    NotMountedFrom {
+        /// The mapping it should be on.
+        mapping: PathBuf,
+    },
+    /// Another file system is mounted over one of the mapping's mount points: an unmount by
+    /// path would remove that one, not ours.
+    StackedOver {
+        /// The mount point.
+        at: PathBuf,
+    },
+    /// A fast start was asked for where the file system cannot grow online: the process lacks
+    /// CAP_SYS_RESOURCE, which the kernel's `EXT4_IOC_RESIZE_FS` needs.
+    CannotGrowOnline,
     /// Too small for header, integrity metadata and ext4.
     TooSmall {
         /// Its size in bytes.
@@ -141,7 +161,10 @@ impl Refusal {
             Refusal::Locked
             | Refusal::InUse
             | Refusal::HoldsData(_)
-            | Refusal::HoldsSeveralSignatures => ErrorClass::Busy,
+            | Refusal::HoldsSeveralSignatures
+            | Refusal::Mounted { .. }
+            | Refusal::StackedOver { .. } => ErrorClass::Busy,
+            Refusal::CannotGrowOnline => ErrorClass::PermissionDenied,
             _ => ErrorClass::InvalidInput,
         }
     }
@@ -179,6 +202,29 @@ impl fmt::Display for Refusal {
             Refusal::NotGrowable => f.write_str(
                 "was not made with a fast start (no growth record, or its superblock does not \
                  ask for noinit_itable); there is nothing to grow",
+            ),
+            Refusal::Mounted { at } => write!(
+                f,
+                "is mounted on {}: give --unmount to unmount it first (nothing was stopped or \
+                 removed)",
+                at.display()
+            ),
+            Refusal::NotMountedFrom { mapping } => write!(
+                f,
+                "is not on {} (unmounted or moved since the fast start?): nothing was written, \
+                 and no other file system is resized",
+                mapping.display()
+            ),
+            Refusal::StackedOver { at } => write!(
+                f,
+                "is mounted on {}, but another file system is mounted over it there: unmounting \
+                 by that path would remove the other one (nothing was unmounted or removed)",
+                at.display()
+            ),
+            Refusal::CannotGrowOnline => f.write_str(
+                "cannot be fast-started here: growing a mounted ext4 needs CAP_SYS_RESOURCE, \
+                 which this process lacks (run without --fast-start, or add \
+                 --or-full-format to format the full size instead); nothing was written",
             ),
             Refusal::TooSmall { size, min } => write!(
                 f,

@@ -4,7 +4,8 @@
 //! The header format must refuse before it writes anything on a kernel without device-mapper
 //! (libcryptsetup overwrites the first megabytes before it needs it), activation must tell a
 //! missing `dm-crypt`/`dm-integrity` module from any other refusal, and both used to carry
-//! their own copy of these probes. Nothing here imports the rest of the crate.
+//! their own copy of these probes. Nothing here imports the rest of the crate but
+//! [`crate::state`].
 //!
 //! # A kernel race kept out of our own processes
 //! Every dm-integrity device gets a dm-bufio client, and in Linux 6.1 (Debian 12) each client
@@ -16,9 +17,10 @@
 //! on temporary-cryptsetup-... failed: Cannot allocate memory"). Four scratch disks prepared
 //! in parallel hit it twice in 120 rounds in the VM (`rel_load.sh`), and once in a CI run. [`dm_integrity_lock`]
 //! serialises the steps of scratchcrypt processes that create or remove dm-integrity devices:
-//! the header format (its temporary integrity device) and every table load and removal.
+//! the header format (its temporary integrity device) and every table load and removal. Its
+//! lock file is in the owner-checked state directory ([`crate::state`]).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -92,8 +94,12 @@ pub fn lacks_dm_target(target: &str) -> bool {
     }
 }
 
-/// The lock file of [`dm_integrity_lock`] (`/run/lock` is the system's place for lock files).
-pub const DM_INTEGRITY_LOCK: &str = "/run/lock/scratchcrypt-dm-integrity.lock";
+/// The lock file of [`dm_integrity_lock`], in the root-only, owner-checked state directory
+/// ([`crate::state`]): in world-writable `/run/lock` any local user could hold it, or plant a
+/// link there.
+/// Its name has neither `.lock` nor `.json` at the end, so it can never be the growth lock or
+/// record (`<name>.lock`, `<name>.json`) of a mapping, whatever the mapping is called.
+pub const DM_INTEGRITY_LOCK: &str = "/run/scratchcrypt/kernel-dm-integrity-serialise";
 
 /// How long [`dm_integrity_lock`] waits for another process before it goes on without it.
 const DM_INTEGRITY_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -107,29 +113,30 @@ pub struct DmIntegrityLock {
 
 /// Keep other scratchcrypt processes from creating or removing a dm-integrity device until
 /// the returned guard is dropped (see the module docs for the kernel race). Best effort: it
-/// never fails and never hangs. When the lock file cannot be opened (no writable `/run/lock`)
-/// or another process holds it for 30 s, the work goes on unlocked, as it would without this
-/// guard. Do not nest: a second lock in the same process waits for the first.
+/// never fails and never hangs. When the state directory or the lock file is not ours (see
+/// [`crate::state`]), cannot be made, or another scratchcrypt process holds the lock for 30 s,
+/// the work goes on unlocked, as it would without this guard. Only processes of the state
+/// directory's owner (root) can hold it. Do not nest: a second lock in the same process waits
+/// for the first.
 pub fn dm_integrity_lock() -> DmIntegrityLock {
     let path = Path::new(DM_INTEGRITY_LOCK);
-    if let Some(dir) = path.parent() {
-        // Best effort, as the lock itself.
-        let _ = std::fs::create_dir_all(dir);
-    }
+    let dir_ok = path
+        .parent()
+        .is_some_and(|dir| crate::state::ensure_dir(dir).is_ok());
     DmIntegrityLock {
-        _lock: lock_at(path, DM_INTEGRITY_LOCK_WAIT),
+        _lock: if dir_ok {
+            lock_at(path, DM_INTEGRITY_LOCK_WAIT)
+        } else {
+            None
+        },
     }
 }
 
-/// An exclusive `flock` on `path` (created if missing), polled for at most `wait`.
+/// An exclusive `flock` on `path` (created if missing; never through a link, only a regular
+/// file of this process's owner), polled for at most `wait`.
 fn lock_at(path: &Path, wait: Duration) -> Option<Flock<File>> {
     let started = Instant::now();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ok()?;
+    let mut file = crate::state::open_file(path, true).ok()?;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Some(lock),
@@ -159,6 +166,35 @@ mod tests {
         drop(first);
         assert!(lock_at(&path, Duration::ZERO).is_some());
         assert!(lock_at(&dir.path().join("no/such/dir/lock"), Duration::ZERO).is_none());
+    }
+
+    /// Issue 26 item 4: the lock is in the root-only state directory, never in world-writable
+    /// `/run/lock`; a link planted as the lock file is not followed (its target is not
+    /// created) and gives no lock.
+    #[test]
+    fn integrity_lock_is_ours_only() {
+        assert_eq!(
+            Path::new(DM_INTEGRITY_LOCK).parent(),
+            Some(Path::new(crate::state::STATE_DIR))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("etc-something");
+        let link = dir.path().join("dm.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(lock_at(&link, Duration::ZERO).is_none());
+        assert!(!target.exists(), "the planted link was followed");
+    }
+
+    /// A mapping called `dm-integrity` (a valid name) must not share its grower's lock file with
+    /// the dm-integrity lock: a grower holds its lock for the whole growth.
+    #[test]
+    fn integrity_lock_is_no_mappings_state_file() {
+        let file = Path::new(DM_INTEGRITY_LOCK).file_name().unwrap();
+        let file = file.to_str().unwrap();
+        assert!(
+            !file.ends_with(".lock") && !file.ends_with(".json"),
+            "{file} could be a mapping's growth lock or record"
+        );
     }
 
     /// Only a `device-mapper` line with a numeric minor counts.

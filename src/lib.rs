@@ -131,6 +131,10 @@ pub mod sparse;
 #[cfg(not(feature = "test-support"))]
 mod sparse;
 #[cfg(feature = "test-support")]
+pub mod state;
+#[cfg(not(feature = "test-support"))]
+mod state;
+#[cfg(feature = "test-support")]
 pub mod step;
 #[cfg(not(feature = "test-support"))]
 mod step;

@@ -117,6 +117,10 @@ pub struct EncryptOptions {
     /// or a LUKS volume of someone else's. Without it such a source is refused before anything
     /// is written (a previous scratchcrypt volume is always re-made).
     pub force: bool,
+    /// With a fast start (`format.initial_bytes`) where the file system cannot grow online
+    /// (no CAP_SYS_RESOURCE): format the full size at once instead of refusing. Without it such
+    /// a run is refused before anything is written, rather than return a disk that stays small.
+    pub full_format_if_no_growth: bool,
 }
 
 impl fmt::Debug for EncryptOptions {
@@ -130,6 +134,7 @@ impl fmt::Debug for EncryptOptions {
             .field("mount", &self.mount)
             .field("cancel", &self.cancel)
             .field("force", &self.force)
+            .field("full_format_if_no_growth", &self.full_format_if_no_growth)
             .finish()
     }
 }
@@ -145,6 +150,7 @@ impl Default for EncryptOptions {
             mount: None,
             cancel: CancelToken::new(),
             force: false,
+            full_format_if_no_growth: false,
         }
     }
 }

@@ -104,6 +104,14 @@ pub enum SuperblockError {
         /// `log2_sectors_per_block`.
         log2: u8,
     },
+    /// An interleave other than the one a LUKS2 format writes (2^15 sectors, the kernel's
+    /// default). A host-chosen small one would make the byte accounting allocate one entry per
+    /// 4 KiB block (about 128 MiB per TiB).
+    #[error("invalid dm-integrity superblock: interleave of 2^{log2} sectors, a LUKS2 format writes 2^{}", LUKS2_LOG2_INTERLEAVE_SECTORS)]
+    Interleave {
+        /// `log2_interleave_sectors`.
+        log2: u8,
+    },
     /// Flags a LUKS2 format never sets (journal MAC, recalculating).
     #[error("invalid dm-integrity superblock: flags {flags:#x} not produced by a LUKS2 format")]
     Flags {
@@ -131,6 +139,10 @@ impl SuperblockError {
         }
     }
 }
+
+/// `log2_interleave_sectors` of every LUKS2 format: libcryptsetup leaves it to dm-integrity's
+/// default of 32768 sectors (`DEFAULT_INTERLEAVE_SECTORS`, `drivers/md/dm-integrity.c`).
+pub const LUKS2_LOG2_INTERLEAVE_SECTORS: u8 = 15;
 
 /// Parse and validate a superblock from its first bytes.
 pub fn parse_integrity_superblock(buf: &[u8]) -> Result<IntegritySuperblock, SuperblockError> {
@@ -166,6 +178,11 @@ pub fn parse_integrity_superblock(buf: &[u8]) -> Result<IntegritySuperblock, Sup
     if sb.log2_sectors_per_block > 3 {
         return Err(SuperblockError::BlockSize {
             log2: sb.log2_sectors_per_block,
+        });
+    }
+    if sb.log2_interleave_sectors != LUKS2_LOG2_INTERLEAVE_SECTORS {
+        return Err(SuperblockError::Interleave {
+            log2: sb.log2_interleave_sectors,
         });
     }
     if sb.flags & (SB_FLAG_HAVE_JOURNAL_MAC | SB_FLAG_RECALCULATING) != 0 {
@@ -295,6 +312,9 @@ pub(crate) mod tests {
             (Box::new(|b| b[16..24].fill(0)), "provided_data_sectors"),
             (Box::new(|b| b[28] = 4), "block size"),
             (Box::new(|b| b[24] = 1), "flags"),
+            // Issue 26 item 10: a host-chosen interleave (3 = one 4 KiB block per area).
+            (Box::new(|b| b[9] = 3), "interleave"),
+            (Box::new(|b| b[9] = 31), "interleave"),
             (Box::new(|b| b.truncate(20)), "bytes"),
         ];
         for (mutate, word) in cases {

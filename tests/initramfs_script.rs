@@ -47,6 +47,9 @@ fn run_script(cmdline: &str, tab: &str, fail: &[&str]) -> Run {
     for mp in ["scratch", "scratch2", "var/cache/build"] {
         fs::create_dir_all(root.join(mp)).unwrap();
     }
+    // An absolute link on the real root: in the initramfs it would resolve in the wrong tree.
+    fs::create_dir_all(d.join("outside")).unwrap();
+    std::os::unix::fs::symlink(d.join("outside"), root.join("linked")).unwrap();
     fs::write(d.join("cmdline"), cmdline).unwrap();
     fs::write(d.join("tab"), tab).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -151,6 +154,33 @@ fn a_failure_is_logged_and_the_boot_goes_on() {
         "{}",
         r.log
     );
+}
+
+/// Issue 26 item 12: a mount point with a symbolic link on the real root (resolved in the
+/// initramfs, it would land in the discarded tree) or a `..` component is refused, logged, and
+/// not passed to `encrypt`; a plain one next to them still is.
+#[test]
+fn mount_points_through_links_or_dotdot_are_refused() {
+    let r = run_script(
+        "scratchcrypt=/dev/vdb:/linked scratchcrypt=/dev/vdc:/linked/sub \
+         scratchcrypt=/dev/vdd:/scratch/../scratch2 scratchcrypt=/dev/vde:/scratch",
+        "",
+        &[],
+    );
+    assert!(r.out.status.success(), "{:?}", r.out);
+    assert_eq!(r.calls.len(), 1, "{:?}", r.calls);
+    assert!(r.calls[0].contains("/dev/vde"), "{:?}", r.calls);
+    for dev in [
+        "/dev/vdb /linked",
+        "/dev/vdc /linked/sub",
+        "/dev/vdd /scratch/../scratch2",
+    ] {
+        assert!(
+            r.log.contains(&format!("failed {dev}: mount point")),
+            "{dev}: {}",
+            r.log
+        );
+    }
 }
 
 /// `required`: the failure stops the boot through initramfs' panic.

@@ -29,16 +29,24 @@ fn vm_reliability_bad_input_and_injected_failures() {
 
 /// Two devices at once both succeed; the same device twice: one wins, the other exits busy
 /// and leaves nothing; a SIGKILL mid-run is undone by `cleanup`; no key reaches a table, the
-/// keyring after loading, or any output.
+/// keyring after loading (observed in /proc/keys while `encrypt` lives, with a positive
+/// control), or any output.
 #[test]
 fn vm_reliability_concurrency_kill_and_key_hygiene() {
-    vmharness::run_scenario_on(
+    if !vmharness::vm_possible("vm_reliability_concurrency_kill_and_key_hygiene") {
+        return;
+    }
+    // The positive control of the /proc/keys check: a live logon key of another process.
+    let probe = vmharness::build_example("keyring_probe");
+    let probe = probe.to_str().expect("a UTF-8 target path");
+    vmharness::run_scenario_args(
         "vm_reliability_concurrency_kill_and_key_hygiene",
         "rel_concurrency.sh",
         "rel-concurrency",
         "1G",
         2,
         binary(),
+        &["--file", probe],
     );
 }
 

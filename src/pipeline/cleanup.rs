@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::mount::find_mounts;
 use super::{at, BlockDevices, SystemDevices};
 use crate::dm::{self, DeviceMapper, RealDm};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::name::MappingName;
 use crate::step::Step;
 
@@ -50,8 +49,6 @@ pub struct CleanupOutcome {
 pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOutcome> {
     let mapper = name.mapper_path();
     let dm = RealDm::new().map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
-    // A grower of a fast start must be gone before its filesystem is unmounted.
-    super::grow::stop_grower(name).map_err(|e| at(Step::Grow, &mapper, e))?;
     let mut outcome = cleanup_with(&dm, &SystemDevices, name, options)?;
     if outcome.crypt_removed || !outcome.existed {
         super::grow::GrowState::remove(name).map_err(|e| at(Step::RemoveMapping, &mapper, e))?;
@@ -63,6 +60,13 @@ pub fn cleanup(name: &MappingName, options: &CleanupOptions) -> Result<CleanupOu
 }
 
 /// [`cleanup`] over the given seams.
+///
+/// In this order, so that a refusal leaves everything as it was: (1) the mapping must be ours
+/// (a LUKS2 crypt-over-integrity stack, or with `force` any cryptsetup mapping) before
+/// anything else is looked at: a mapping of another tool keeps its mounts; (2) a mounted
+/// mapping without `unmount` is refused, its grower left running (a stopped grower would leave
+/// the file system small for good); (3) only then the grower is stopped (it holds the mount
+/// point open), the mounts unmounted, and the mapping removed.
 pub fn cleanup_with(
     dm: &dyn DeviceMapper,
     devices: &dyn BlockDevices,
@@ -70,21 +74,53 @@ pub fn cleanup_with(
     options: &CleanupOptions,
 ) -> Result<CleanupOutcome> {
     let mapper = name.mapper_path();
-    let mut unmounted = Vec::new();
-    if options.unmount {
-        if let Some(info) = dm
-            .info(name.dm_name())
-            .map_err(|e| at(Step::Unmount, &mapper, e.into()))?
-        {
-            for dir in find_mounts(info.dev.major, info.dev.minor)
-                .map_err(|e| at(Step::Unmount, &mapper, e))?
-            {
-                devices
-                    .unmount(&dir)
-                    .map_err(|e| at(Step::Unmount, &mapper, e))?;
-                unmounted.push(dir);
+    let crypt = dm::check_removable(dm, name, options.force)
+        .map_err(|e| at(Step::RemoveMapping, &mapper, e.into()))?;
+    let mounts = match &crypt {
+        Some(info) => devices
+            .mounts_of(info.dev)
+            .map_err(|e| at(Step::Unmount, &mapper, e))?,
+        None => Vec::new(),
+    };
+    if let (Some(first), false) = (mounts.first(), options.unmount) {
+        return Err(at(
+            Step::RemoveMapping,
+            &mapper,
+            Error::Refused {
+                path: mapper.clone(),
+                reason: Refusal::Mounted { at: first.clone() },
+            },
+        ));
+    }
+    // An unmount by path removes the top-most mount there: refuse before touching anything if
+    // that is not ours (another file system mounted over one of our mount points).
+    if let Some(info) = &crypt {
+        for dir in &mounts {
+            let top = devices
+                .device_at(dir)
+                .map_err(|e| at(Step::Unmount, &mapper, e))?;
+            if top != info.dev {
+                return Err(at(
+                    Step::Unmount,
+                    &mapper,
+                    Error::Refused {
+                        path: mapper.clone(),
+                        reason: Refusal::StackedOver { at: dir.clone() },
+                    },
+                ));
             }
         }
+    }
+    // A grower of a fast start must be gone before its filesystem is unmounted.
+    devices
+        .stop_grower(name)
+        .map_err(|e| at(Step::Grow, &mapper, e))?;
+    let mut unmounted = Vec::new();
+    for dir in mounts {
+        devices
+            .unmount(&dir)
+            .map_err(|e| at(Step::Unmount, &mapper, e))?;
+        unmounted.push(dir);
     }
     let remove = if options.force {
         dm::remove_any_crypt
@@ -139,10 +175,19 @@ pub fn remove_stale_temp_dirs(base: &Path) -> Result<Vec<PathBuf>> {
         if !meta.is_dir() {
             continue;
         }
+        // Ours: made by this tool's uid with mode 0700 (`create_private_dir`). A directory
+        // of that name made by someone else is theirs, whatever its pid says.
+        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+            continue;
+        }
         if meta.dev() != base_dev {
             // The private tmpfs of a killed run: unmount it, which also frees its memory.
-            nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
-                .map_err(|e| io("unmount", &dir)(e.into()))?;
+            // Never through a link swapped in since the stat.
+            nix::mount::umount2(
+                &dir,
+                nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+            )
+            .map_err(|e| io("unmount", &dir)(e.into()))?;
         }
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
         removed.push(dir);
@@ -153,6 +198,34 @@ pub fn remove_stale_temp_dirs(base: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 26 item 12: a dead-pid directory of our name that another user made (or one with
+    /// group/other bits, which ours never have) is left alone.
+    #[test]
+    fn stale_dirs_of_other_owners_are_left_alone() {
+        let base = tempfile::tempdir().unwrap();
+        let open = base.path().join("scratchcrypt-4194304-00112233aabbccdd");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::fs::write(open.join("keep"), b"x").unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let theirs = base.path().join("scratchcrypt-4194303-00112233aabbccdd");
+            std::fs::create_dir(&theirs).unwrap();
+            std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert!(remove_stale_temp_dirs(base.path()).unwrap().is_empty());
+            assert!(theirs.exists(), "another user's dir was removed");
+        } else {
+            crate::test_skip::cannot_run(
+                "pipeline::cleanup::tests::stale_dirs_of_other_owners_are_left_alone",
+                "needs root to give a directory to uid 65534",
+            );
+            assert!(remove_stale_temp_dirs(base.path()).unwrap().is_empty());
+        }
+        assert!(open.join("keep").exists(), "a 0777 dir was removed");
+    }
 
     /// Only our own naming pattern yields a pid.
     #[test]
@@ -180,6 +253,8 @@ mod tests {
         let foreign = base.path().join("scratchcrypt-notes");
         for d in [&dead, &live, &foreign] {
             std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .unwrap();
         }
         std::fs::write(dead.join("image.ext4"), b"x").unwrap();
         let removed = remove_stale_temp_dirs(base.path()).unwrap();

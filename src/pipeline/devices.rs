@@ -28,6 +28,12 @@ pub struct SourceInfo {
     pub size_bytes: u64,
     /// The BSD lock on the source, held for the whole run (`None` in tests).
     _lock: Option<Flock<File>>,
+    /// A descriptor held for the run by a test implementation (in place of the lock).
+    _held: Option<File>,
+    /// `/proc/self/fd/N` of the descriptor held (the lock's): a path that names the device
+    /// that was checked and locked, whatever the caller's path (a by-id or multipath link)
+    /// points to later. `None`: use the caller's path (tests without a held descriptor).
+    locked_path: Option<PathBuf>,
 }
 
 impl SourceInfo {
@@ -37,8 +43,33 @@ impl SourceInfo {
         SourceInfo {
             size_bytes,
             _lock: None,
+            _held: None,
+            locked_path: None,
         }
     }
+
+    /// A probe result that holds `file` open for the run, for test implementations of
+    /// [`BlockDevices`]: later steps use the file held, as they use the locked device.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn holding(size_bytes: u64, file: File) -> SourceInfo {
+        SourceInfo {
+            size_bytes,
+            _lock: None,
+            locked_path: Some(fd_path(&file)),
+            _held: Some(file),
+        }
+    }
+
+    /// The path every step after the probe uses for the source: the held descriptor's
+    /// `/proc/self/fd/N`, or `source` itself when none is held.
+    pub fn device_path<'a>(&'a self, source: &'a Path) -> &'a Path {
+        self.locked_path.as_deref().unwrap_or(source)
+    }
+}
+
+/// `/proc/self/fd/N` of `file`: opening it opens the very inode `file` has open.
+fn fd_path(file: &impl std::os::fd::AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 /// Access to block devices, as the pipeline needs it.
@@ -61,6 +92,49 @@ pub trait BlockDevices {
     fn state_dir(&self) -> PathBuf {
         PathBuf::from(super::grow::STATE_DIR)
     }
+
+    /// Mount points of the block device `dev`, deepest first.
+    fn mounts_of(&self, dev: crate::dm::DevNum) -> Result<Vec<PathBuf>> {
+        mount::find_mounts(dev.major, dev.minor)
+    }
+
+    /// The device of the file system that `dir` shows now (its `st_dev`): the top-most mount
+    /// there, which is what an unmount by path would remove.
+    fn device_at(&self, dir: &Path) -> Result<crate::dm::DevNum> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir).map_err(io_err("stat", dir))?.dev();
+        Ok(crate::dm::DevNum {
+            major: nix::sys::stat::major(dev) as u32,
+            minor: nix::sys::stat::minor(dev) as u32,
+        })
+    }
+
+    /// Stop the grower of a fast start of `name`, if one runs, and wait until it is gone.
+    fn stop_grower(&self, name: &crate::name::MappingName) -> Result<()> {
+        super::grow::stop_grower(name)
+    }
+
+    /// Whether this process may grow a mounted ext4 (`EXT4_IOC_RESIZE_FS` needs
+    /// CAP_SYS_RESOURCE in the effective set; the detached grower inherits this process's).
+    fn can_grow_online(&self) -> bool {
+        has_effective_capability(CAP_SYS_RESOURCE)
+    }
+}
+
+/// `CAP_SYS_RESOURCE` of linux/capability.h (not in the libc crate).
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether capability number `cap` is in this process's effective set (`CapEff:` of
+/// /proc/self/status). Unreadable counts as absent: a promise is made only when it can be kept.
+pub fn has_effective_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|mask| cap < 64 && mask & (1u64 << cap) != 0)
 }
 
 /// The real block devices of this machine.
@@ -121,9 +195,13 @@ impl BlockDevices for SystemDevices {
                 io_err("lock", path)(errno.into())
             }
         })?;
+        // From here the device is named by the locked descriptor, never by `path` again: a
+        // by-id or multipath link that flips now must not get another device checked,
+        // formatted or read.
+        let locked = fd_path(&*lock);
         // O_EXCL on a block device fails while it is mounted, mapped or claimed. Released at
         // once: libcryptsetup and dm-integrity need their own exclusive claim.
-        match blockdev::open_exclusive(path) {
+        match blockdev::open_exclusive(&locked) {
             Ok(probe) => drop(probe),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 return Err(refused(path, Refusal::InUse))
@@ -141,6 +219,8 @@ impl BlockDevices for SystemDevices {
             ));
         }
         Ok(SourceInfo {
+            _held: None,
+            locked_path: Some(locked),
             size_bytes,
             _lock: Some(lock),
         })

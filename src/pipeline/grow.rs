@@ -12,13 +12,21 @@
 //! # State of a run
 //! `encrypt` with a fast start records the target in `/run/scratchcrypt/<name>.json`
 //! ([`GrowState`]); a grower holds an exclusive `flock` on `/run/scratchcrypt/<name>.lock`
-//! for as long as it runs, which is how `status` tells `growing` and how `grow` waits for a
-//! grower that is already at work. Nothing in these files is secret.
+//! for as long as it runs, which is how `grow` waits for a grower that is already at work.
+//! Nothing in these files is secret. The invariants:
+//! - the directory and every file in it go through [`crate::state`] (root-only, 0700,
+//!   owner-checked, never through a link);
+//! - only a grower (or `grow`) takes the lock; [`is_growing`], which `status` uses, probes
+//!   without it (`/proc/PID/fd` of the recorded grower, `/proc/locks`);
+//! - the recorded pid is a hint, never trusted: [`stop_grower`] signals it only through a
+//!   pidfd after checking that the process holds the lock file open, and waits a bounded time;
+//! - the recorded mount point is re-validated before use: [`grow_mounted`] acts only on a
+//!   directory whose file system is the mapping itself.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,8 +44,8 @@ use crate::sparse;
 use crate::step::Step;
 
 /// Where run state lives: a tmpfs on every system this tool targets, gone at reboot with the
-/// key.
-pub const STATE_DIR: &str = "/run/scratchcrypt";
+/// key; root-only and owner-checked ([`crate::state`]).
+pub const STATE_DIR: &str = crate::state::STATE_DIR;
 
 /// Options of [`grow_mounted`].
 #[derive(Clone, Default)]
@@ -117,6 +125,10 @@ pub fn grow_mounted(
         .map_err(io("open", mapping))
         .map_err(fail)?;
     let dir = File::open(mount).map_err(io("open", mount)).map_err(fail)?;
+    // The recorded mount point is only a name: after a `umount` or `mount --move` another file
+    // system may hold it. Before anything is written, the directory opened (the very
+    // descriptor the resize ioctl goes to) must be on the mapping itself.
+    check_mounted_from(&dev, mapping, &dir, mount).map_err(fail)?;
     let read_ahead = crate::blockdev::read_ahead_bytes(&dev).unwrap_or(0);
     let mut geom = Ext4Geometry::read(&dev, mapping).map_err(|e| fail(e.into()))?;
     if !geom.has_noinit_itable() {
@@ -195,6 +207,27 @@ pub fn grow_mounted(
     Ok(report)
 }
 
+/// Refuse unless `dir` (open on `mount`) is on the block device `dev` (open on `mapping`):
+/// the directory's `st_dev` must be the device's `st_rdev`.
+fn check_mounted_from(dev: &File, mapping: &Path, dir: &File, mount: &Path) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    let dev_meta = dev.metadata().map_err(io("stat", mapping))?;
+    let dir_meta = dir.metadata().map_err(io("stat", mount))?;
+    if dev_meta.file_type().is_block_device() && dir_meta.dev() == dev_meta.rdev() {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        path: mount.to_path_buf(),
+        reason: crate::error::Refusal::NotMountedFrom {
+            mapping: mapping.to_path_buf(),
+        },
+    })
+}
+
 /// What `encrypt` with a fast start leaves for `grow` and `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrowState {
@@ -214,13 +247,10 @@ fn state_path_in(dir: &Path, name: &MappingName, ext: &str) -> PathBuf {
     dir.join(format!("{name}.{ext}"))
 }
 
-/// The run-state directory, mode 0700, made if missing.
+/// The run-state directory, mode 0700, made if missing; refused unless it is ours (a real
+/// directory of this process's owner, no group or other bits: [`crate::state::ensure_dir`]).
 fn create_state_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(state_io("create", dir))
+    crate::state::ensure_dir(dir).map_err(state_io("check the state directory", dir))
 }
 
 fn state_io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
@@ -246,9 +276,9 @@ impl GrowState {
         let text = serde_json::to_vec(self).map_err(|e| state_io("encode", &path)(e.into()))?;
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(state_io("create", &tmp))?;
         io::Write::write_all(&mut file, &text).map_err(state_io("write", &tmp))?;
@@ -263,7 +293,11 @@ impl GrowState {
     /// [`GrowState::load`] from `dir`.
     pub fn load_in(dir: &Path, name: &MappingName) -> Result<Option<GrowState>> {
         let path = state_path_in(dir, name, "json");
-        match std::fs::read(&path) {
+        let read = crate::state::open_file(&path, false).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        });
+        match read {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| state_io("parse", &path)(e.into())),
@@ -298,23 +332,14 @@ pub struct GrowLock {
 }
 
 impl GrowLock {
-    fn open(name: &MappingName) -> Result<File> {
-        let dir = Path::new(STATE_DIR);
+    fn open(dir: &Path, name: &MappingName) -> Result<File> {
         create_state_dir(dir)?;
-        let path = state_path(name, "lock");
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(state_io("open", &path))
+        let path = state_path_in(dir, name, "lock");
+        crate::state::open_file(&path, true).map_err(state_io("open", &path))
     }
 
-    fn lock(name: &MappingName, op: libc::c_int) -> Result<Option<GrowLock>> {
-        let file = Self::open(name)?;
+    fn lock(dir: &Path, name: &MappingName, op: libc::c_int) -> Result<Option<GrowLock>> {
+        let file = Self::open(dir, name)?;
         loop {
             // SAFETY: flock takes a descriptor and an operation; `file` is open for the call.
             let r = unsafe { libc::flock(file.as_raw_fd(), op) };
@@ -325,20 +350,30 @@ impl GrowLock {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EWOULDBLOCK) => return Ok(None),
-                _ => return Err(state_io("lock", &state_path(name, "lock"))(e)),
+                _ => return Err(state_io("lock", &state_path_in(dir, name, "lock"))(e)),
             }
         }
     }
 
     /// Take the lock if no grower holds it; `None` when one does.
     pub fn try_take(name: &MappingName) -> Result<Option<GrowLock>> {
-        Self::lock(name, libc::LOCK_EX | libc::LOCK_NB)
+        Self::try_take_in(Path::new(STATE_DIR), name)
+    }
+
+    /// [`GrowLock::try_take`] in the state directory `dir`.
+    pub fn try_take_in(dir: &Path, name: &MappingName) -> Result<Option<GrowLock>> {
+        Self::lock(dir, name, libc::LOCK_EX | libc::LOCK_NB)
     }
 
     /// Wait until no grower holds the lock, then take it.
     pub fn take(name: &MappingName) -> Result<GrowLock> {
-        Self::lock(name, libc::LOCK_EX)?.ok_or_else(|| {
-            state_io("lock", &state_path(name, "lock"))(io::Error::from_raw_os_error(
+        Self::take_in(Path::new(STATE_DIR), name)
+    }
+
+    /// [`GrowLock::take`] in the state directory `dir`.
+    pub fn take_in(dir: &Path, name: &MappingName) -> Result<GrowLock> {
+        Self::lock(dir, name, libc::LOCK_EX)?.ok_or_else(|| {
+            state_io("lock", &state_path_in(dir, name, "lock"))(io::Error::from_raw_os_error(
                 libc::EWOULDBLOCK,
             ))
         })
@@ -346,11 +381,93 @@ impl GrowLock {
 }
 
 /// Whether a grower runs for `name` now.
+///
+/// A probe that takes no lock: taking the grower's lock to test it (as this did) could
+/// overlap the `try_take` of an `encrypt --fast-start` about to fork its grower, which then
+/// concluded that someone else grows and never started. Growing means: some process holds the
+/// lock file open and its `flock` is listed in `/proc/locks`, or the recorded grower still has
+/// the lock file open.
 pub fn is_growing(name: &MappingName) -> Result<bool> {
-    if !state_path(name, "json").exists() {
+    is_growing_in(Path::new(STATE_DIR), name)
+}
+
+/// [`is_growing`] in the state directory `dir`.
+pub fn is_growing_in(dir: &Path, name: &MappingName) -> Result<bool> {
+    let Some(state) = GrowState::load_in(dir, name)? else {
         return Ok(false);
+    };
+    let lock = state_path_in(dir, name, "lock");
+    let Some(id) = file_id(&lock)? else {
+        return Ok(false);
+    };
+    if state
+        .grower_pid
+        .is_some_and(|pid| process_has_open(pid, id))
+    {
+        return Ok(true);
     }
-    Ok(GrowLock::try_take(name)?.is_none())
+    let locks = std::fs::read_to_string("/proc/locks")
+        .map_err(state_io("read", Path::new("/proc/locks")))?;
+    Ok(flock_listed(&locks, id))
+}
+
+/// A file's identity: (major, minor, inode).
+type FileId = (u64, u64, u64);
+
+/// The identity of `path` (not following a link), or `None` when it does not exist.
+fn file_id(path: &Path) -> Result<Option<FileId>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some((
+            nix::sys::stat::major(m.dev()),
+            nix::sys::stat::minor(m.dev()),
+            m.ino(),
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(state_io("stat", path)(e)),
+    }
+}
+
+/// Whether `/proc/locks` text lists a held `FLOCK` on the file `id` (its lines read
+/// `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`, device numbers in hex; a waiter's line
+/// has `->` before `FLOCK` and does not count).
+fn flock_listed(locks: &str, id: FileId) -> bool {
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return false;
+        }
+        let Some(mut parts) = fields.get(5).map(|f| f.split(':')) else {
+            return false;
+        };
+        let parsed = (|| {
+            let major = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let ino = parts.next()?.parse::<u64>().ok()?;
+            Some((major, minor, ino))
+        })();
+        parsed == Some(id)
+    })
+}
+
+/// Whether process `pid` has the file `id` open (one of its `/proc/PID/fd` entries).
+fn process_has_open(pid: i32, id: FileId) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::metadata(entry.path()).is_ok_and(|m| {
+            (
+                nix::sys::stat::major(m.dev()),
+                nix::sys::stat::minor(m.dev()),
+                m.ino(),
+            ) == id
+        })
+    })
 }
 
 /// Grow `name` to its full size in this process, after waiting for a grower that already runs.
@@ -423,23 +540,111 @@ pub fn growth_status(name: &MappingName) -> Result<GrowthStatus> {
 
 /// Stop a grower of `name` (SIGTERM; it stops at once, the kernel finishing the step in
 /// flight) and wait until it is gone. Nothing to do when none runs.
+///
+/// The recorded pid is signalled only if that process has our lock file open: a grower that
+/// was SIGKILLed or OOM-killed leaves its pid in the record, and a process that reused it is
+/// not ours. The check and the signal go through a pidfd, so the signal reaches the process
+/// that was checked or none.
 pub fn stop_grower(name: &MappingName) -> Result<()> {
-    let Some(state) = GrowState::load(name)? else {
+    stop_grower_in(Path::new(STATE_DIR), name, STOP_GROWER_WAIT)
+}
+
+/// How long [`stop_grower`] waits for the grower's lock to be released: a resize step in
+/// flight finishes in seconds; a holder that does not let go in this time is reported instead
+/// of waited for forever.
+pub const STOP_GROWER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`stop_grower`] in the state directory `dir`, waiting at most `wait` for the lock.
+pub fn stop_grower_in(dir: &Path, name: &MappingName, wait: std::time::Duration) -> Result<()> {
+    let Some(state) = GrowState::load_in(dir, name)? else {
         return Ok(());
     };
-    if let (Some(pid), true) = (state.grower_pid, is_growing(name)?) {
-        let pid = nix::unistd::Pid::from_raw(pid);
-        match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => {
-                return Err(state_io("signal the grower of", &name.mapper_path())(
-                    e.into(),
-                ))
-            }
-        }
+    let lock = state_path_in(dir, name, "lock");
+    if let (Some(pid), Some(id)) = (state.grower_pid, file_id(&lock)?) {
+        terminate_if_holding(pid, id)
+            .map_err(|e| state_io("signal the grower of", &name.mapper_path())(e))?;
     }
     // Released when the grower's process is gone.
-    drop(GrowLock::take(name)?);
+    let started = Instant::now();
+    loop {
+        if GrowLock::try_take_in(dir, name)?.is_some() {
+            return Ok(());
+        }
+        if started.elapsed() >= wait {
+            let path = state_path_in(dir, name, "lock");
+            return Err(state_io("wait for the grower's lock", &path)(
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process still holds it after {} s (recorded grower pid: {}); \
+                     nothing was removed",
+                        wait.as_secs(),
+                        state
+                            .grower_pid
+                            .map_or_else(|| "none".to_owned(), |p| p.to_string())
+                    ),
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM to `pid` if it has the file `id` open. A process that is gone is not an error.
+fn terminate_if_holding(pid: i32, id: FileId) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if pid <= 0 {
+        return Ok(());
+    }
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1; no
+    // memory is passed.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ESRCH) => Ok(()),
+            // A kernel without pidfds (before 5.3): check, then signal by pid.
+            Some(libc::ENOSYS) => {
+                if process_has_open(pid, id) {
+                    match nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    ) {
+                        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                        Err(e) => Err(e.into()),
+                    }
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(e),
+        };
+    }
+    let Ok(raw) = i32::try_from(raw) else {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    };
+    // SAFETY: `raw` is a descriptor pidfd_open just returned; nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if !process_has_open(pid, id) {
+        return Ok(());
+    }
+    // SAFETY: pidfd_send_signal(2) with a live pidfd, a signal number, no siginfo (null) and
+    // no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGTERM,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(e);
+        }
+    }
     Ok(())
 }
 

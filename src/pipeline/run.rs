@@ -153,6 +153,10 @@ fn encrypt_steps(
     started: Instant,
 ) -> Result<EncryptReport> {
     let (system, source, name) = (run.system, run.source, run.name);
+    // Every step after the probe reads and writes the device that was checked and locked
+    // (`/proc/self/fd/N` of the held descriptor), never `source` resolved again; errors still
+    // name `source`, as the caller gave it.
+    let device = info.device_path(source);
 
     if options.format.initial_bytes.is_some() && options.mount.is_none() {
         return Err(at(
@@ -163,6 +167,24 @@ fn encrypt_steps(
                 reason: Refusal::FastStartNeedsMount,
             },
         ));
+    }
+    // A promise of growth is made only where growth can happen: the kernel's online resize
+    // needs CAP_SYS_RESOURCE, and a grower that meets EPERM hours later has no terminal to say
+    // so. Checked before anything is written.
+    let mut format_options = options.format.clone();
+    if format_options.initial_bytes.is_some() && !system.devices.can_grow_online() {
+        if !options.full_format_if_no_growth {
+            return Err(at(
+                Step::CheckNames,
+                source,
+                Error::Refused {
+                    path: source.to_path_buf(),
+                    reason: Refusal::CannotGrowOnline,
+                },
+            ));
+        }
+        format_options.initial_bytes = None;
+        format_options.full_journal = false;
     }
     if !options.force {
         let refuse = |reason| {
@@ -175,7 +197,7 @@ fn encrypt_steps(
                 },
             )
         };
-        match signature::probe(source).map_err(|e| at(Step::CheckData, source, e.into()))? {
+        match signature::probe(device).map_err(|e| at(Step::CheckData, source, e.into()))? {
             Verdict::Empty | Verdict::Ours => {}
             Verdict::Foreign(found) => return Err(refuse(Refusal::HoldsData(found))),
             Verdict::Ambiguous => return Err(refuse(Refusal::HoldsSeveralSignatures)),
@@ -196,14 +218,14 @@ fn encrypt_steps(
 
     let params = system
         .luks
-        .format(source, &key)
+        .format(device, &key)
         .map_err(|e| at(Step::FormatHeader, source, e.into()))?;
     run.done(Step::FormatHeader)?;
 
     // Activation rolls itself back when it fails, so the undo is registered only once it has
     // succeeded: a failed activation (say, the name was taken meanwhile by someone else) must
     // never remove a mapping this run did not create.
-    let activation = dm::activate(system.dm, source, &params, &key, name)
+    let activation = dm::activate(system.dm, device, &params, &key, name)
         .map_err(|e| at(Step::Activate, source, e.into()))?;
     run.undo.push(Undo::Mapping(params.uuid));
     drop(key);
@@ -218,11 +240,11 @@ fn encrypt_steps(
     let (temp, temp_fs) = prepare_temp_dir(run, options, activation.size_bytes)?;
 
     let image_path = temp.join("image.ext4");
-    let plan = format::build_image(&image_path, activation.size_bytes, &options.format)
+    let plan = format::build_image(&image_path, activation.size_bytes, &format_options)
         .map_err(|e| at(Step::BuildImage, source, e.into()))?;
     run.done(Step::BuildImage)?;
 
-    let tags = tag_layout(source, &params);
+    let tags = tag_layout(device, &params);
     let written = write_image(
         run,
         &mapping,
@@ -268,9 +290,12 @@ fn encrypt_steps(
         None => None,
     };
     if let (Some(dir), true) = (&mounted_at, plan.final_block_count > plan.block_count) {
+        // Absolute: `grow` may run from another working directory (and checks that this path
+        // is still on the mapping before it acts on it).
+        let mount = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         let state = GrowState {
             target_blocks: plan.final_block_count,
-            mount: dir.clone(),
+            mount,
             grower_pid: None,
         };
         let state_dir = system.devices.state_dir();
@@ -281,7 +306,7 @@ fn encrypt_steps(
 
     // The last safe point was the last `done`: past it, the run has succeeded and a signal no
     // longer undoes it (a check here would roll back without removing the growth record).
-    let integrity_metadata = integrity_metadata_bytes(source, params.data_offset_sectors);
+    let integrity_metadata = integrity_metadata_bytes(device, params.data_offset_sectors);
     run.undo.clear();
     Ok(EncryptReport {
         mapper_path: activation.mapper_path.clone(),

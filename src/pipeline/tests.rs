@@ -23,6 +23,15 @@ struct FileDevices {
     mounts: RefCell<Vec<PathBuf>>,
     real_tmpfs: RefCell<Vec<PathBuf>>,
     state: PathBuf,
+    /// What `cleanup` did to growers and mounts, in order (`stop-grower`, `unmount <dir>`).
+    events: RefCell<Vec<String>>,
+    /// Whether this pretend process may grow a mounted ext4 (CAP_SYS_RESOURCE).
+    can_grow: Cell<bool>,
+    /// Mount points where another file system is mounted over ours.
+    stacked: RefCell<Vec<PathBuf>>,
+    /// After the probe opened the source, point the source symlink here (a by-id link that
+    /// flips to another device mid-run).
+    flip_source_to: RefCell<Option<PathBuf>>,
     /// Cancelled (as a signal handler would) when the named step of ours runs.
     cancel_at: RefCell<Option<(Step, CancelToken)>>,
 }
@@ -38,6 +47,10 @@ impl FileDevices {
             mounts: RefCell::new(Vec::new()),
             real_tmpfs: RefCell::new(Vec::new()),
             state: dir.join("state"),
+            events: RefCell::new(Vec::new()),
+            can_grow: Cell::new(true),
+            flip_source_to: RefCell::new(None),
+            stacked: RefCell::new(Vec::new()),
             cancel_at: RefCell::new(None),
         }
     }
@@ -76,6 +89,17 @@ impl BlockDevices for FileDevices {
                 source,
             })?
             .len();
+        if let Some(other) = self.flip_source_to.borrow_mut().take() {
+            let held = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .unwrap();
+            let tmp = path.with_extension("flip");
+            std::os::unix::fs::symlink(&other, &tmp).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+            return Ok(SourceInfo::holding(len, held));
+        }
         Ok(SourceInfo::unlocked(len))
     }
 
@@ -103,7 +127,37 @@ impl BlockDevices for FileDevices {
         Ok(())
     }
 
+    fn mounts_of(&self, _dev: crate::dm::DevNum) -> Result<Vec<PathBuf>> {
+        Ok(self.mounts.borrow().iter().rev().cloned().collect())
+    }
+
+    fn device_at(&self, dir: &Path) -> Result<crate::dm::DevNum> {
+        // The mock's mounts are all of its crypt device (254:1, made after the integrity
+        // device 254:0), unless something is stacked there.
+        let ours = crate::dm::DevNum {
+            major: 254,
+            minor: 1,
+        };
+        Ok(if self.stacked.borrow().iter().any(|d| d == dir) {
+            crate::dm::DevNum { major: 8, minor: 1 }
+        } else {
+            ours
+        })
+    }
+
+    fn stop_grower(&self, _name: &MappingName) -> Result<()> {
+        self.events.borrow_mut().push("stop-grower".to_owned());
+        Ok(())
+    }
+
+    fn can_grow_online(&self) -> bool {
+        self.can_grow.get()
+    }
+
     fn unmount(&self, dir: &Path) -> Result<()> {
+        self.events
+            .borrow_mut()
+            .push(format!("unmount {}", dir.display()));
         if self.fail_unmount.get() {
             return Err(injected("unmount", dir));
         }
@@ -417,6 +471,165 @@ fn cleanup_of_a_busy_mapping_removes_nothing() {
     assert_eq!(step_of(&err), Some(Step::RemoveMapping));
     assert_eq!(err.class(), ErrorClass::Busy);
     assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+}
+
+/// Issue 26 item 3: `cleanup --unmount` of a mapping that is not ours (an LVM volume of the
+/// same name, mounted) refuses before it unmounts anything, with or without `--force`.
+#[test]
+fn cleanup_unmount_leaves_the_mounts_of_a_foreign_mapping() {
+    let w = World::new(64 << 20);
+    w.dm.insert(
+        "scratch",
+        "LVM-n7Yc0000000000000000000000000000000000000000000000000000",
+        1,
+    );
+    w.devices
+        .mounts
+        .borrow_mut()
+        .push(PathBuf::from("/srv/data"));
+    for force in [false, true] {
+        let options = CleanupOptions {
+            unmount: true,
+            force,
+            ..CleanupOptions::default()
+        };
+        let err = cleanup_with(&w.dm, &w.devices, &w.name, &options).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::InvalidInput, "{}", err.line());
+        assert_eq!(
+            *w.devices.events.borrow(),
+            Vec::<String>::new(),
+            "force {force}"
+        );
+        assert_eq!(*w.devices.mounts.borrow(), vec![PathBuf::from("/srv/data")]);
+        assert_eq!(w.dm.device_names(), vec!["scratch"]);
+    }
+}
+
+/// Issue 26 item 1: `cleanup` without `--unmount` of a mounted fast start is refused (exit 4)
+/// with its grower left running; with `--unmount` the grower is stopped first, then the file
+/// system unmounted, then the mapping removed.
+#[test]
+fn cleanup_of_a_mounted_fast_start_keeps_its_grower_unless_it_unmounts() {
+    let w = World::new(512 << 20);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    let dir = w.dir.path().join("mnt");
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    w.run(&options).unwrap();
+    let err = cleanup_with(&w.dm, &w.devices, &w.name, &CleanupOptions::default()).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
+    assert_eq!(err.class().exit_code(), 4);
+    assert!(err.line().contains("--unmount"), "{}", err.line());
+    assert_eq!(*w.devices.events.borrow(), Vec::<String>::new());
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    let unmount = CleanupOptions {
+        unmount: true,
+        ..CleanupOptions::default()
+    };
+    let out = cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap();
+    assert!(out.crypt_removed && out.integrity_removed);
+    assert_eq!(
+        *w.devices.events.borrow(),
+        vec![
+            "stop-grower".to_owned(),
+            format!("unmount {}", dir.display())
+        ]
+    );
+}
+
+/// Issue 26 item 12: `cleanup --unmount` where another file system is mounted over ours
+/// refuses before unmounting anything (an unmount by path would remove the other one).
+#[test]
+fn cleanup_unmount_refuses_a_mount_point_with_another_fs_on_top() {
+    let w = World::new(64 << 20);
+    let dir = w.dir.path().join("mnt");
+    let mut options = w.options();
+    options.mount = Some(MountRequest {
+        dir: dir.clone(),
+        options: None,
+    });
+    w.run(&options).unwrap();
+    assert_eq!(w.dm.device("scratch").unwrap().dev.to_string(), "254:1");
+    w.devices.stacked.borrow_mut().push(dir.clone());
+    let unmount = CleanupOptions {
+        unmount: true,
+        ..CleanupOptions::default()
+    };
+    let err = cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Busy, "{}", err.line());
+    assert!(err.line().contains("mounted over it"), "{}", err.line());
+    assert_eq!(*w.devices.events.borrow(), Vec::<String>::new());
+    assert_eq!(w.dm.device_names(), vec!["scratch", "scratch_dif"]);
+    w.devices.stacked.borrow_mut().clear();
+    cleanup_with(&w.dm, &w.devices, &w.name, &unmount).unwrap();
+    assert_eq!(
+        *w.devices.events.borrow(),
+        vec![
+            "stop-grower".to_owned(),
+            format!("unmount {}", dir.display())
+        ]
+    );
+}
+
+/// Issue 26 item 2: a fast start where the file system cannot grow online (no
+/// CAP_SYS_RESOURCE) is refused (exit 8) before the header is written; with
+/// `full_format_if_no_growth` it formats the full size and records no growth.
+#[test]
+fn fast_start_without_online_growth_is_refused_or_formats_full() {
+    let w = World::new(512 << 20);
+    w.devices.can_grow.set(false);
+    let mut options = w.options();
+    options.format.initial_bytes = Some(128 << 20);
+    options.mount = Some(MountRequest {
+        dir: w.dir.path().join("mnt"),
+        options: None,
+    });
+    let err = w.run(&options).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::PermissionDenied, "{}", err.line());
+    assert_eq!(err.class().exit_code(), 8);
+    assert!(err.line().contains("CAP_SYS_RESOURCE"), "{}", err.line());
+    assert_eq!(w.luks.calls(), 0, "the header was written");
+    w.assert_nothing_left();
+    options.full_format_if_no_growth = true;
+    let report = w.run(&options).unwrap();
+    assert_eq!(report.fs_bytes, report.target_bytes, "{report:?}");
+    assert!(report.fs_bytes > 400 << 20, "{report:?}");
+    assert!(super::grow::GrowState::load_in(&w.devices.state, &w.name)
+        .unwrap()
+        .is_none());
+}
+
+/// Issue 26 item 9: a source named by a link that flips to another device right after the
+/// probe (a by-id or multipath link) gets the checked, locked device formatted; the device the
+/// link points to afterwards is never touched.
+#[test]
+fn a_source_link_that_flips_after_the_probe_changes_nothing() {
+    let w = World::new(64 << 20);
+    let locked = w.dir.path().join("locked.img");
+    std::fs::rename(&w.source, &locked).unwrap();
+    std::os::unix::fs::symlink(&locked, &w.source).unwrap();
+    let other = w.dir.path().join("other.img");
+    File::create(&other).unwrap().set_len(64 << 20).unwrap();
+    *w.devices.flip_source_to.borrow_mut() = Some(other.clone());
+    w.run(&w.options()).unwrap();
+    assert_eq!(
+        std::fs::read_link(&w.source).unwrap(),
+        other,
+        "the link did not flip"
+    );
+    let other_bytes = std::fs::read(&other).unwrap();
+    assert!(
+        other_bytes.iter().all(|b| *b == 0),
+        "the device the link pointed to afterwards was written"
+    );
+    let locked_bytes = std::fs::read(&locked).unwrap();
+    assert!(
+        locked_bytes.iter().any(|b| *b != 0),
+        "the locked device was not formatted"
+    );
 }
 
 /// A formatter that remembers the key it was given, to search outputs for it.

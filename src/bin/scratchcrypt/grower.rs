@@ -18,8 +18,7 @@ pub fn spawn(name: &MappingName) -> Result<(), Error> {
     if !single_threaded() {
         // fork() copies only the calling thread; with others running (holding allocator or
         // stdio locks, say) the child could deadlock. Grow in the foreground instead.
-        scratchcrypt::grow_holding(name, &lock, &GrowOptions::default())?;
-        return Ok(());
+        return grow_in_foreground(name, &lock);
     }
     // SAFETY: the process has exactly one thread (checked just above), so the child is a
     // complete copy of it: no lock can be held by a thread that does not exist in the child.
@@ -39,11 +38,21 @@ pub fn spawn(name: &MappingName) -> Result<(), Error> {
             std::process::exit(code)
         }
         Err(_) => {
-            // Could not fork: grow here, so the disk still reaches its full size.
-            scratchcrypt::grow_holding(name, &lock, &GrowOptions::default())?;
-            Ok(())
+            // Could not fork (EAGAIN under a pids limit): grow here, so the disk still reaches
+            // its full size.
+            grow_in_foreground(name, &lock)
         }
     }
+}
+
+/// Grow in this process, as the detached grower would: the encrypt run is over (its signal
+/// handlers only set a flag nobody checks any more), so SIGTERM, SIGINT and SIGHUP get their
+/// default action back; `cleanup` stops this process as it stops a detached grower, and a
+/// growth stopped anywhere leaves a consistent smaller file system.
+fn grow_in_foreground(name: &MappingName, lock: &GrowLock) -> Result<(), Error> {
+    crate::signals::restore_defaults();
+    scratchcrypt::grow_holding(name, lock, &GrowOptions::default())?;
+    Ok(())
 }
 
 /// The child: a session of its own, no terminal, grow, exit 0 on success.

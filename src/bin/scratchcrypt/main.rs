@@ -109,6 +109,11 @@ struct EncryptArgs {
     /// 1 GiB) instead of the initial one; all of it is written before the mount.
     #[arg(long, requires = "fast_start")]
     full_journal: bool,
+    /// With --fast-start: where the file system cannot grow online (the process lacks
+    /// CAP_SYS_RESOURCE, as in many containers), format the full size instead. Without it such
+    /// a fast start is refused (exit 8) before anything is written.
+    #[arg(long, requires = "fast_start")]
+    or_full_format: bool,
     #[command(flatten)]
     format: FormatArgs,
     /// Write over DEVICE even if it holds a file system, a partition table, a RAID or LVM
@@ -209,6 +214,10 @@ impl FormatArgs {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = keep_out_of_core_files() {
+        eprintln!("scratchcrypt: make this process non-dumpable: {e}");
+        return ExitCode::from(1);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -225,6 +234,19 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Before anything else: no core file of this process, or of the grower it forks (both
+/// settings are inherited across fork), can be written, so no copy of the volume key (ours,
+/// libcryptsetup's, the table buffers') reaches a file by a crash or a SIGQUIT. Non-dumpable
+/// also keeps other users' ptrace and /proc/PID/mem out.
+fn keep_out_of_core_files() -> std::io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes a plain integer and changes only this process's attribute.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(std::io::Error::from)
 }
 
 /// Help and version go to stdout as clap renders them; a usage error becomes one line on
@@ -286,10 +308,30 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }),
                 cancel: signals::install(),
                 force: a.force,
+                full_format_if_no_growth: a.or_full_format,
             };
             let report = scratchcrypt::encrypt(&a.device, &name, &options)?;
             if report.fs_bytes < report.target_bytes {
-                grower::spawn(&name)?;
+                if let Err(e) = grower::spawn(&name) {
+                    // Past the run's last safe point, but nothing is printed yet: a disk that
+                    // cannot grow is not handed over. Undo it as `cleanup --unmount` would
+                    // (which removes only our own stack), so that a failed exit leaves nothing
+                    // mounted for a unit whose ExecStop never runs.
+                    let undo = scratchcrypt::cleanup(
+                        &name,
+                        &CleanupOptions {
+                            unmount: true,
+                            ..CleanupOptions::default()
+                        },
+                    );
+                    return Err(match undo {
+                        Ok(_) => e,
+                        Err(u) => Error::Rollback {
+                            cause: Box::new(e),
+                            rollback: vec![u],
+                        },
+                    });
+                }
             }
             if a.json {
                 print_json(&report);
@@ -305,7 +347,18 @@ fn run(cli: Cli) -> Result<(), Error> {
                     temp_dir: a.temp_dir,
                     force: a.force,
                 },
-            )?;
+            )
+            .inspect_err(|_| {
+                // A cleanup that failed after it stopped the grower (a busy unmount) leaves the
+                // mapping and its growth record: start the grower again, so the file system
+                // does not stay small for good. A grower that still runs holds the lock, and
+                // then this does nothing.
+                if let Ok(Some(_)) = scratchcrypt::GrowState::load(&a.name) {
+                    if a.name.mapper_path().exists() {
+                        let _ = grower::spawn(&a.name);
+                    }
+                }
+            })?;
             if a.json {
                 print_json(&outcome);
             } else if !outcome.existed && !quiet {

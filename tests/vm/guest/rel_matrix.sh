@@ -10,15 +10,18 @@ mark /dev/vda
 
 # --- bad input, refused before anything is written
 truncate -s 64M /run/file.img
-expect 3 "does not exist" nonexistent yes -- $SC encrypt /dev/nope --wait-timeout 0.2
-expect 3 "regular file" regular-file yes -- $SC encrypt /run/file.img
-expect 3 "character device" char-device yes -- $SC encrypt /dev/zero
+mark /run/file.img
+# /dev/nope does not exist: /dev/vda stands for "no disk was touched".
+expect 3 "does not exist" nonexistent /dev/vda -- $SC encrypt /dev/nope --wait-timeout 0.2
+expect 3 "regular file" regular-file /run/file.img -- $SC encrypt /run/file.img
+# /dev/zero holds nothing a write could change: nothing to compare.
+expect 3 "character device" char-device - -- $SC encrypt /dev/zero
 dmsetup create tiny --table "0 16384 linear /dev/vdb 0" || fail "dmsetup create tiny failed"
 expect 3 "too small" too-small - -- $SC encrypt /dev/mapper/tiny
 dmsetup remove tiny
-expect 2 "contains" name-invalid yes -- $SC encrypt /dev/vda --name a/b
+expect 2 "contains" name-invalid /dev/vda -- $SC encrypt /dev/vda --name a/b
 dmsetup create taken --table "0 8 error" || fail "dmsetup create taken failed"
-expect 4 "already in use" name-taken yes -- $SC encrypt /dev/vda --name taken
+expect 4 "already in use" name-taken /dev/vda -- $SC encrypt /dev/vda --name taken
 dmsetup remove taken
 
 # --- the device is busy: mounted, or claimed by another device-mapper table
@@ -73,6 +76,17 @@ dmsetup info victim >/dev/null 2>&1 || fail "cleanup-not-a-stack: the refused ma
 $SC cleanup victim --force || fail "cleanup --force victim failed"
 ! dmsetup info victim >/dev/null 2>&1 || fail "cleanup --force left victim"
 echo "MATRIX|cleanup-force|scratchcrypt cleanup victim --force|0|-|-"
+# Issue 26 item 3: `cleanup --unmount` of a mapping of another tool (a plain dm-linear device,
+# mounted ext4) refuses before it unmounts anything, with or without --force.
+mkfs.ext4 -q -F /dev/vdb2 || fail "mkfs.ext4 vdb2 failed"
+dmsetup create victim --table "0 $(blockdev --getsz /dev/vdb2) linear /dev/vdb2 0" ||
+    fail "dmsetup create victim (linear) failed"
+mkdir -p /mnt/victim && mount -t ext4 /dev/mapper/victim /mnt/victim || fail "mount victim failed"
+expect 3 "not a LUKS2 crypt-over-integrity stack" cleanup-unmount-not-ours - -- $SC cleanup --unmount victim
+grep -q ' /mnt/victim ' /proc/mounts || fail "cleanup-unmount-not-ours: the foreign mount was unmounted"
+expect 3 "is not ours" cleanup-unmount-force-not-ours - -- $SC cleanup --unmount --force victim
+grep -q ' /mnt/victim ' /proc/mounts || fail "cleanup-unmount-force-not-ours: the foreign mount was unmounted"
+umount /mnt/victim && dmsetup remove victim || fail "removing the test's own victim failed"
 
 # --- the temp dir cannot hold the image (the header is already written: device not untouched)
 mkdir -p /rfs /small /rotmp
@@ -89,7 +103,8 @@ kmsg_require_clean "bad input, busy devices, partitions, temp dirs"
 dmsetup create flaky --table "0 131072 linear /dev/vdb1 0
 131072 131072 error" || fail "dmsetup create flaky failed"
 # The data guard cannot read the error region either: a probe read error refuses the run...
-expect 6 "check the source for existing data" probe-read-error - -- $SC encrypt /dev/mapper/flaky --name fl
+mark /dev/mapper/flaky
+expect 6 "check the source for existing data" probe-read-error /dev/mapper/flaky -- $SC encrypt /dev/mapper/flaky --name fl
 # ...and --force skips the guard, so the write error while zeroing is reached.
 expect 6 "zero the metadata ranges" write-error no -- $SC encrypt /dev/mapper/flaky --name fl --force
 dmsetup remove flaky
