@@ -241,9 +241,10 @@ fn vm_kernel_log_check_catches_every_pattern() {
 /// Issue 24: on fresh disks (default format and fast start, 4 GiB and 3 GiB + 300 KiB, a size
 /// that is not a multiple of 1 MiB), `blkid -p`, `lsblk -f`, `wipefs -n`, `mount` without `-t`,
 /// `file -s`, udev's blkid builtin and systemd-udevd's change events identify the ext4 (UUID,
-/// label, by-uuid and by-label links) with no AEAD or I/O error in the kernel log. The host's
+/// label, by-uuid and by-label links) with no AEAD or I/O error in the kernel log; a fifth disk
+/// encrypted while systemd-udevd runs has its links when `encrypt` returns. The host's
 /// tools and their shared libraries go in with `--file` (the guest puts /guest on
-/// LD_LIBRARY_PATH), with file's magic database and dmsetup's two udev rules files for dm.
+/// LD_LIBRARY_PATH), with file's magic database and dmsetup's three udev rules files for dm.
 #[test]
 fn vm_probe_readers() {
     if !vmharness::vm_possible("vm_probe_readers") {
@@ -290,6 +291,7 @@ fn vm_probe_readers() {
         "/usr/lib/file/magic.mgc",
         "/lib/udev/rules.d/55-dm.rules",
         "/lib/udev/rules.d/60-persistent-storage-dm.rules",
+        "/lib/udev/rules.d/95-dm-notify.rules",
     ] {
         if !Path::new(data).is_file()
             && vmharness::skip::cannot_run("vm_probe_readers", &format!("{data} missing"))
@@ -307,9 +309,9 @@ fn vm_probe_readers() {
         "vm_probe_readers",
         "probe_readers.sh",
         "probe-readers",
-        // vda, vdc: 4 GiB; vdb, vdd: 3 GiB + 300 KiB.
+        // vda, vdc, vde: 4 GiB; vdb, vdd: 3 GiB + 300 KiB.
         "4G,3221532672",
-        4,
+        5,
         Path::new(env!("CARGO_BIN_EXE_scratchcrypt")),
         &extra,
     );

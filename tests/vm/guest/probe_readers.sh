@@ -2,7 +2,8 @@
 # nothing that was never written. Four disks: vda and vdb (4 GiB and 3 GiB + 300 KiB, a size that
 # is not a multiple of 1 MiB) with the default format, vdc and vdd (the same sizes) with
 # --fast-start, probed while the file system is still small (the grower is killed first, so the
-# end of the mapping is free space that nothing but the probe list wrote).
+# end of the mapping is free space that nothing but the probe list wrote). A fifth, vde (4 GiB),
+# is encrypted while systemd-udevd runs, as on a real system.
 #
 # Readers, each on every mapping: `blkid -p` (libblkid's safe probe with every prober, as udev and
 # `mount` run it), `wipefs -n`, util-linux `mount` without `-t`, `file -s`, udev's blkid
@@ -104,10 +105,12 @@ for spec in vda:default vdb:default vdc:fast vdd:fast; do
     kmsg_require_clean "$name: encrypt and every reader"
 done
 
-# systemd-udevd with Debian's dm rules (dmsetup's 55-dm.rules and 60-persistent-storage-dm.rules):
-# a change event on each mapping runs the blkid builtin and makes the by-uuid and by-label links.
-mkdir -p /etc/udev/rules.d /run/udev /run/systemd
-cp $G/55-dm.rules $G/60-persistent-storage-dm.rules /etc/udev/rules.d/
+# systemd-udevd with Debian's dm rules (dmsetup's 55-dm.rules, 60-persistent-storage-dm.rules and
+# 95-dm-notify.rules, which releases device-mapper's udev cookies through /sbin/dmsetup): a change
+# event on each mapping runs the blkid builtin and makes the by-uuid and by-label links.
+mkdir -p /etc/udev/rules.d /run/udev /run/systemd /sbin
+cp $G/55-dm.rules $G/60-persistent-storage-dm.rules $G/95-dm-notify.rules /etc/udev/rules.d/
+[ -e /sbin/dmsetup ] || ln -s /usr/sbin/dmsetup /sbin/dmsetup
 ln -sf $G/udevadm /run/systemd-udevd
 /run/systemd-udevd --daemon --resolve-names=never || fail "systemd-udevd did not start (status $?)"
 for n in 1 2 3 4; do
@@ -130,6 +133,26 @@ for n in 1 2 3 4; do
     echo "$out" | grep -q "ext4 *$uuid *scratch$i" || fail "lsblk -f probe$i: '$out'"
     log "probe$i: lsblk: $out"
 done
+# vde with udevd running during encrypt, as on a real system: udev sees the activation (disk rules
+# off: nothing is readable yet), then the announce after the last write (disk rules on); the links
+# must be there when encrypt returns, and stay through another change event.
+unset DM_DISABLE_UDEV
+scratchcrypt encrypt /dev/vde --name probe5 --label scratch5 >/dev/null || fail "encrypt /dev/vde with udevd running failed (status $?)"
+$G/udevadm settle --timeout=120 || fail "udevadm settle timed out after encrypt"
+uuid=$(dumpe2fs -h /dev/mapper/probe5 2>/dev/null | sed -n 's/^Filesystem UUID: *//p')
+[ -n "$uuid" ] || fail "no UUID from dumpe2fs -h /dev/mapper/probe5"
+dev5=/dev/$(basename "$(dm_sys probe5)")
+for round in "right after encrypt" "after a change event"; do
+    [ "$(readlink -f /dev/disk/by-uuid/$uuid)" = "$dev5" ] ||
+        fail "$round: /dev/disk/by-uuid/$uuid is not $dev5: $(ls -l /dev/disk/by-uuid/ 2>&1)"
+    [ "$(readlink -f /dev/disk/by-label/scratch5)" = "$dev5" ] ||
+        fail "$round: /dev/disk/by-label/scratch5 is not $dev5: $(ls -l /dev/disk/by-label/ 2>&1)"
+    log "probe5 (udevd running during encrypt): by-uuid/$uuid and by-label/scratch5 $round"
+    $G/udevadm trigger --action=change "$(dm_sys probe5)" || fail "udevadm trigger probe5 failed"
+    $G/udevadm settle --timeout=120 || fail "udevadm settle timed out"
+done
+kmsg_require_clean "encrypt with udevd running, its events"
+
 # Stop udevd and remove its socket: scratchcrypt (like libdevmapper) takes a present
 # /run/udev/control for a running udev and refuses to wait on one that is gone.
 $G/udevadm control --exit || fail "udevadm control --exit failed (status $?)"
@@ -140,7 +163,7 @@ log "AEAD ERROR lines in the kernel log since the first encrypt: $aead"
 
 umount /mnt/probe3 || fail "umount /mnt/probe3 failed"
 umount /mnt/probe4 || fail "umount /mnt/probe4 failed"
-for n in 1 2 3 4; do
+for n in 1 2 3 4 5; do
     scratchcrypt cleanup probe$n || fail "cleanup probe$n failed (status $?)"
 done
 require_no_mapping
