@@ -26,7 +26,7 @@ PACKAGES=(
     pkg-config libclang-dev libcryptsetup-dev libdevmapper-dev libext2fs-dev comerr-dev libblkid-dev
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs python3
-    initramfs-tools dpkg-dev util-linux systemd debootstrap
+    initramfs-tools dpkg-dev util-linux systemd debootstrap file
     e2fsck-static fdisk mdadm lvm2
     autoconf automake autopoint libtool gettext libpopt-dev libaio-dev libjson-c-dev uuid-dev
     libssl-dev

@@ -78,6 +78,8 @@ pub trait DeviceMapper {
     fn load(&self, name: &DmName, table: &TableLine) -> Result<(), DmError>;
     /// Make the loaded table live; `udev` says which udev rules may act on the uevent.
     fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError>;
+    /// Suspend the device (flushing it); [`DeviceMapper::resume`] makes it live again.
+    fn suspend(&self, name: &DmName) -> Result<(), DmError>;
     /// Remove the device.
     fn remove(&self, name: &DmName) -> Result<(), DmError>;
     /// Which of `targets` the kernel does not list (DM_LIST_VERSIONS).
@@ -103,6 +105,34 @@ pub enum UdevRules {
     Private,
     /// The crypt device: udev makes `/dev/mapper/<name>`, but runs no disk (blkid) rules.
     NoProbe,
+    /// The crypt device once every block a probe reads is written ([`announce`]): udev runs
+    /// its disk rules too (the blkid builtin, `/dev/disk/by-uuid/…` and `by-label/…`).
+    Probe,
+}
+
+/// Tell udev that the mapping `name` now holds a file system every probe can read.
+///
+/// Activation resumed the crypt device with udev's disk rules off ([`UdevRules::NoProbe`]:
+/// every block was unreadable then). udev keeps that flag in its database and applies it to
+/// every later change event of the device that does not carry device-mapper's own udev flags, a
+/// `udevadm trigger --action=change` included, so its blkid builtin never ran and no
+/// `/dev/disk/by-uuid` or `by-label` link appeared (issue 24, seen under qemu with udevd
+/// running). Only a uevent from a device-mapper resume replaces the flag, so this suspends the
+/// idle device and resumes it with the disk rules on: the kernel sends a change uevent, udev
+/// probes (by now every block libblkid reads is written) and makes the links. To be called
+/// after the last write and before anything mounts the device (a suspend waits for I/O).
+pub fn announce(dm: &dyn DeviceMapper, name: &MappingName) -> Result<(), DmError> {
+    let crypt = name.dm_name();
+    dm.suspend(crypt)?;
+    match dm.resume(crypt, UdevRules::Probe) {
+        Ok(()) => Ok(()),
+        // A device left suspended would hang every reader: try once more, without asking udev
+        // for anything, before giving up (the caller's rollback then removes the mapping).
+        Err(e) => {
+            let _ = dm.resume(crypt, UdevRules::NoProbe);
+            Err(e)
+        }
+    }
 }
 
 /// The result of a successful activation.

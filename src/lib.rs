@@ -37,7 +37,7 @@
 //! `docs/DESIGN.md` draws the graph; `tests/architecture.rs` fails on a forbidden edge.
 //! - floor: `class` (the error class), imported by anyone;
 //! - base types, importing only the floor: `cancel`, `key`, `params`, `superblock`, `extent`, `name`,
-//!   `blockdev`, `kernel`, `step`, `loopdev`;
+//!   `blockdev`, `kernel`, `step`, `loopdev`, `probes` (where libblkid reads a device; pure);
 //! - over them: `keyring` and `dm_table`;
 //! - leaves, independent of each other: `luks`, `dm`, `format`, `sparse`, `resize`,
 //!   `signature` (the data guard);
@@ -118,6 +118,10 @@ mod params;
 pub mod pipeline;
 #[cfg(not(feature = "test-support"))]
 mod pipeline;
+#[cfg(feature = "test-support")]
+pub mod probes;
+#[cfg(not(feature = "test-support"))]
+mod probes;
 #[cfg(feature = "test-support")]
 pub mod resize;
 #[cfg(not(feature = "test-support"))]

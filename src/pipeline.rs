@@ -179,7 +179,7 @@ pub type ZeroFilter<'f> =
 pub enum ZeroStage {
     /// The plan's zero ranges, before the read-ahead margins are added.
     Plan,
-    /// The list that is written: plan, margins and tail, merged.
+    /// The list that is written: plan, probe blocks and margins, merged.
     Device,
 }
 

@@ -37,6 +37,8 @@ pub enum Step {
     CopyImage,
     /// Removing the temp dir.
     RemoveTempDir,
+    /// Letting udev probe the written mapping (`/dev/disk/by-uuid` links, `dm::announce`).
+    Announce,
     /// Mounting the new file system.
     Mount,
     /// Unmounting before removal.
@@ -65,6 +67,7 @@ impl std::fmt::Display for Step {
             Step::ZeroRanges => "zero the metadata ranges",
             Step::CopyImage => "copy the image",
             Step::RemoveTempDir => "remove the temp dir",
+            Step::Announce => "announce the file system to udev",
             Step::Mount => "mount the file system",
             Step::Unmount => "unmount the file system",
             Step::RemoveMapping => "remove the mapping",

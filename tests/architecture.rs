@@ -27,6 +27,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         "step",
         "loopdev",
         "state",
+        "probes",
     ] {
         m.insert(base, BASE.to_vec());
     }

@@ -62,6 +62,9 @@ impl DeviceMapper for Watching {
     fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError> {
         self.inner.resume(name, udev)
     }
+    fn suspend(&self, name: &DmName) -> Result<(), DmError> {
+        self.inner.suspend(name)
+    }
     fn remove(&self, name: &DmName) -> Result<(), DmError> {
         self.inner.remove(name)
     }

@@ -233,6 +233,16 @@ impl DeviceMapper for MockDm {
         Ok(())
     }
 
+    fn suspend(&self, name: &DmName) -> Result<(), DmError> {
+        let name = &name.to_string();
+        self.enter("suspend", name)?;
+        if self.state.borrow().devices.contains_key(name) {
+            Ok(())
+        } else {
+            Err(Self::missing("suspend", name))
+        }
+    }
+
     fn resume(&self, name: &DmName, udev: UdevRules) -> Result<(), DmError> {
         let name = &name.to_string();
         self.enter("resume", name)?;

@@ -244,11 +244,24 @@ impl DeviceMapper for RealDm {
             UdevRules::NoProbe => {
                 DmOptions::default().set_udev_flags(DmUdevFlags::DM_UDEV_DISABLE_DISK_RULES_FLAG)
             }
+            UdevRules::Probe => DmOptions::default(),
         };
         self.dm
             .device_suspend(&DevId::Name(n), options)
             .map(|_| ())
             .map_err(ioctl("resume", name))
+    }
+
+    fn suspend(&self, name: &DmName) -> Result<(), DmError> {
+        let n = name;
+        let name = &name.to_string();
+        self.dm
+            .device_suspend(
+                &DevId::Name(n),
+                DmOptions::default().set_flags(DmFlags::DM_SUSPEND),
+            )
+            .map(|_| ())
+            .map_err(ioctl("suspend", name))
     }
 
     fn remove(&self, name: &DmName) -> Result<(), DmError> {

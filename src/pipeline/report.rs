@@ -29,11 +29,14 @@ pub struct WrittenBytes {
     /// the integrity superblock: 4 KiB plus `journal_sections` sections).
     pub integrity_metadata: u64,
     /// Bytes zeroed through the mapping: the plan's ranges (inode tables, bitmaps, journal)
-    /// plus the read-ahead margins and the tail.
+    /// plus the probe blocks and the read-ahead margins.
     pub zeroed: u64,
-    /// The part of `zeroed` that is read-ahead margin and tail rather than file-system
-    /// metadata.
+    /// The part of `zeroed` that is read-ahead margin rather than file-system metadata or
+    /// probe blocks.
     pub read_ahead_margins: u64,
+    /// The part of `zeroed` that libblkid's probers read and nothing else writes (RAID metadata
+    /// and ZFS labels at the end of the mapping, `probes`); margins not included.
+    pub probe_blocks: u64,
     /// ext4 metadata copied from the image, through the mapping.
     pub ext4_metadata: u64,
     /// dm-integrity tags written for the zeroed and copied blocks (a model of dm-bufio's

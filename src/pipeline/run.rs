@@ -277,6 +277,12 @@ fn encrypt_steps(
     run.done(Step::RemoveTempDir)?;
     drop(mapping);
 
+    // Every block a probe reads is written now: let udev's blkid run on the mapping, which
+    // activation kept from it, so that the by-uuid and by-label links appear (issue 24).
+    dm::announce(system.dm, name)
+        .map_err(|e| at(Step::Announce, &activation.mapper_path, e.into()))?;
+    run.done(Step::Announce)?;
+
     let mounted_at = match &options.mount {
         Some(request) => {
             system

@@ -287,6 +287,7 @@ fn encrypt_builds_a_clean_file_system_and_reports() {
             Step::ZeroRanges,
             Step::CopyImage,
             Step::RemoveTempDir,
+            Step::Announce,
         ]
     );
     let left: Vec<_> = std::fs::read_dir(&w.temp_base).unwrap().collect();

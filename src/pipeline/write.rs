@@ -95,6 +95,12 @@ pub(super) fn write_image(
         None => ranges,
     };
     let total = margin::total(&ranges);
+    let probe_blocks = margin::total(&margin::probe_only(
+        &plan_ranges,
+        &data,
+        activation.size_bytes,
+        u64::from(plan.block_size),
+    ));
     let cancel = run.cancel().clone();
     let mut report = reporter(options, &cancel, Step::ZeroRanges, total);
     let zeroed = sparse::zero_ranges(mapping, target, &ranges, &mut report)
@@ -114,7 +120,10 @@ pub(super) fn write_image(
     Ok(WrittenBytes {
         integrity_tags: tags.tag_write_bytes(&ranges) + tags.tag_write_bytes(&data_blocks),
         zeroed: zeroed.bytes_zeroed,
-        read_ahead_margins: total.saturating_sub(margin::total(&margin::merge(plan_ranges))),
+        read_ahead_margins: total
+            .saturating_sub(margin::total(&margin::merge(plan_ranges)))
+            .saturating_sub(probe_blocks),
+        probe_blocks,
         ext4_metadata: copied.bytes_copied,
         ..WrittenBytes::default()
     })

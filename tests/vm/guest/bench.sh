@@ -134,7 +134,7 @@ recipe_original() { # DEV NAME
 
 # Sum of the `written` categories of scratchcrypt's JSON report.
 report_written() {
-    sed -n '/"written"/,/}/p' /run/sc.json | awk -F': ' '/[0-9]/ && !/read_ahead_margins/ {
+    sed -n '/"written"/,/}/p' /run/sc.json | awk -F': ' '/[0-9]/ && !/read_ahead_margins|probe_blocks/ {
         gsub(",", "", $2); s += $2 } END {print s + 0}'
 }
 

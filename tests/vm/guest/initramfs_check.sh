@@ -4,7 +4,8 @@
 #                      /dev/vdc from /etc/scratchcrypttab (name=tab) at /scratch2, both present;
 #   initramfs-missing: the same entries, no scratch disk attached;
 #   systemd-unit:      a systemd root (initramfs.sh --systemd-root), /dev/vdb prepared by
-#                      scratchcrypt@dev-vdb.service at /scratch; then the unit is stopped.
+#                      scratchcrypt@dev-vdb.service at /scratch, with its /dev/disk/by-uuid link
+#                      made by udev; then the unit is stopped.
 # The whole boot's kernel log must be free of integrity, I/O and ext4 errors (lib.sh: pass).
 . /guest/lib.sh "$1"
 
@@ -71,6 +72,13 @@ systemd-unit*)
     state=$(systemctl is-active "$unit")
     [ "$state" = active ] || { systemctl status --no-pager "$unit"; fail "$unit is $state, not active"; }
     check_mounted_and_usable /scratch dev-vdb
+    # udev probed the mapping once it was written (dm::announce, issue 24): its by-uuid link.
+    udevadm settle --timeout=60 || log "udevadm settle timed out"
+    uuid=$(blkid -p -s UUID -o value /dev/mapper/dev-vdb) || fail "blkid -p /dev/mapper/dev-vdb failed"
+    [ -n "$uuid" ] || fail "blkid -p found no UUID on /dev/mapper/dev-vdb"
+    [ "$(readlink -f "/dev/disk/by-uuid/$uuid")" = "$(readlink -f /dev/mapper/dev-vdb)" ] ||
+        fail "/dev/disk/by-uuid/$uuid does not lead to /dev/mapper/dev-vdb: $(ls -l /dev/disk/by-uuid/ 2>&1)"
+    log "/dev/disk/by-uuid/$uuid -> $(readlink -f "/dev/disk/by-uuid/$uuid")"
     json=$(scratchcrypt status --json) || fail "scratchcrypt status --json failed"
     echo "$json"
     for want in '"name": "dev-vdb"' '"source": "/dev/vdb"' '"mountpoint": "/scratch"'; do
