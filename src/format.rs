@@ -141,6 +141,8 @@ pub struct FormatPlan {
     pub zero_ranges: Vec<ByteRange>,
     /// Sum of `zero_ranges`.
     pub zero_bytes: u64,
+    /// `zero_bytes` by what the blocks are (the parts add up to `zero_bytes`).
+    pub zero_owners: ZeroOwners,
     /// Bytes of data in the image file, as `SEEK_DATA` reports them (what the copy writes).
     pub image_data_bytes: u64,
     /// Number of data extents in the image file.
@@ -148,6 +150,35 @@ pub struct FormatPlan {
     /// Time taken to build the image and the plan.
     #[serde(serialize_with = "seconds", rename = "elapsed_seconds")]
     pub elapsed: Duration,
+}
+
+/// The bytes of a plan's zero ranges by owner. The four kinds of block are disjoint (libext2fs
+/// never places two of them on one block), so the parts add up to [`FormatPlan::zero_bytes`].
+/// Named so that every byte written before the mount has an owner (issue 27): what is not
+/// needed can only be removed once it is seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ZeroOwners {
+    /// Primary and backup superblocks and their group descriptor blocks.
+    pub superblocks_and_descriptors: u64,
+    /// Reserved GDT blocks (the resize inode's reserve for online growth), every copy.
+    pub descriptor_reserves: u64,
+    /// Block and inode bitmaps.
+    pub bitmaps: u64,
+    /// Inode tables.
+    pub inode_tables: u64,
+    /// The journal's blocks (and its extent blocks).
+    pub journal: u64,
+}
+
+impl ZeroOwners {
+    /// The sum of the parts.
+    pub fn total(&self) -> u64 {
+        self.superblocks_and_descriptors
+            + self.descriptor_reserves
+            + self.bitmaps
+            + self.inode_tables
+            + self.journal
+    }
 }
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -359,7 +390,7 @@ pub fn build_image(
     overhead += journal_blocks + u64::from(fs.sb().s_first_data_block);
     fs.sb_mut().s_overhead_clusters = u32::try_from(overhead).unwrap_or(0);
 
-    let zero_ranges =
+    let (zero_ranges, zero_owners) =
         collect_zero_ranges(&mut fs, opts.journal).map_err(ext2("map metadata blocks"))?;
     let group_count = fs.group_count();
     let inode_count = u64::from(fs.sb().s_inodes_count);
@@ -386,6 +417,7 @@ pub fn build_image(
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         zero_bytes: zero_ranges.iter().map(|r| r.len).sum(),
         zero_ranges,
+        zero_owners,
         image_data_bytes: extents.iter().map(|r| r.len).sum(),
         image_extents: extents.len(),
         elapsed: started.elapsed(),
@@ -462,15 +494,22 @@ fn create_lost_and_found(fs: &mut Ext2Fs) -> Result<(), Ext2Error> {
     Ok(())
 }
 
-/// Flag every inode table as zeroed and list what must be zeroed on the device.
-fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>, Ext2Error> {
+/// Flag every inode table as zeroed and list what must be zeroed on the device, with the bytes
+/// of each kind of block.
+fn collect_zero_ranges(
+    fs: &mut Ext2Fs,
+    journal: bool,
+) -> Result<(Vec<ByteRange>, ZeroOwners), Ext2Error> {
     let groups = fs.group_count();
     let sb = fs.sb();
     let blocks_per_group = u64::from(sb.s_blocks_per_group);
     let first_data_block = u64::from(sb.s_first_data_block);
+    let reserved_gdt = u64::from(sb.s_reserved_gdt_blocks);
     let itable_blocks =
         u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size) / u64::from(BLOCK_SIZE);
     let mut ranges = RangeBuilder::default();
+    let mut owners = ZeroOwners::default();
+    let bs = u64::from(BLOCK_SIZE);
     for g in 0..groups {
         fs.set_group_flags(g, ffi::EXT2_BG_INODE_ZEROED as u16)?;
         let l = fs.group_layout(g)?;
@@ -483,18 +522,26 @@ fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>,
             group_start
         };
         ranges.add_blocks(sb_start, l.super_and_gdt_blocks);
+        // Without meta_bg the area is superblock, descriptors, then the reserve (when a group
+        // has a superblock at all).
+        let reserve = reserved_gdt.min(l.super_and_gdt_blocks);
+        owners.descriptor_reserves += reserve * bs;
+        owners.superblocks_and_descriptors += (l.super_and_gdt_blocks - reserve) * bs;
         ranges.add_blocks(l.block_bitmap, 1);
         ranges.add_blocks(l.inode_bitmap, 1);
+        owners.bitmaps += 2 * bs;
         ranges.add_blocks(l.inode_table, itable_blocks);
+        owners.inode_tables += itable_blocks * bs;
     }
     if journal {
         let mut journal = RangeBuilder::default();
         fs.inode_blocks(ffi::EXT2_JOURNAL_INO, |b| journal.add_blocks(b, 1))?;
         for r in journal.into_byte_ranges(1) {
             ranges.add_blocks(r.start, r.len);
+            owners.journal += r.len * bs;
         }
     }
-    Ok(ranges.into_byte_ranges(BLOCK_SIZE))
+    Ok((ranges.into_byte_ranges(BLOCK_SIZE), owners))
 }
 
 #[cfg(test)]

@@ -147,6 +147,30 @@ fn zero_ranges_are_well_formed() {
     assert_eq!(plan.journal_bytes, 64 * MIB);
 }
 
+/// Every zeroed byte has an owner, and the owners add up to the plan's zero bytes, for the
+/// full format and for the fast start's initial filesystem.
+#[test]
+fn zero_owners_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    for opts in [
+        FormatOptions::default(),
+        FormatOptions {
+            initial_bytes: Some(512 * MIB),
+            ..FormatOptions::default()
+        },
+    ] {
+        let plan = build_image(&img, 4096 * MIB, &opts).unwrap();
+        let o = plan.zero_owners;
+        assert_eq!(o.total(), plan.zero_bytes, "{o:?}");
+        assert_eq!(o.journal, plan.journal_bytes, "{o:?}");
+        let groups = u64::from(plan.group_count);
+        assert_eq!(o.bitmaps, groups * 2 * 4096, "{o:?}");
+        assert_eq!(o.inode_tables, plan.inode_count * 256, "{o:?}");
+        assert!(o.superblocks_and_descriptors >= 2 * 4096, "{o:?}");
+    }
+}
+
 /// The JSON form carries the ranges and counters the CLI prints.
 #[test]
 fn plan_serializes_to_json() {
