@@ -17,6 +17,10 @@
 //!    reserved, and the ext4 feature set of Debian 12 (`has_journal ext_attr resize_inode
 //!    dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink
 //!    extra_isize metadata_csum`; `resize_inode` is dropped at 2^32 blocks as mke2fs does).
+//!    A full format also drops `resize_inode`: a scratch disk never outgrows its device, and
+//!    the reserve mke2fs keeps for 1024× online growth is written through the mapping in every
+//!    backup group (511 blocks per copy, eight copies: 16 MiB at 4 GiB) for nothing. Only the
+//!    fast start, which does grow, keeps a resize inode (see `growth`).
 //! 2. `ext2fs_initialize` lays out the groups in memory; UUID, hash seed and label are set and
 //!    the checksum seed derived from the UUID.
 //! 3. `ext2fs_allocate_tables` places bitmaps and inode tables; the root directory,
@@ -131,7 +135,8 @@ pub struct FormatPlan {
     pub group_count: u32,
     /// Journal size in bytes (0 without a journal).
     pub journal_bytes: u64,
-    /// Whether the filesystem has a resize inode.
+    /// Whether the filesystem has a resize inode (only a fast start's: a full format never
+    /// grows).
     pub resize_inode: bool,
     /// The filesystem UUID, in the usual 8-4-4-4-12 form.
     pub uuid: String,
@@ -313,10 +318,16 @@ pub fn build_image(
             source,
         }
     };
+    // A filesystem that will never grow needs no descriptor reserve: no resize inode, no
+    // reserved GDT blocks (mke2fs reserves room for 1024× growth: 16 MiB written at 4 GiB).
+    let fixed = Geometry {
+        resize_inode: false,
+        ..full
+    };
     let (geometry, mut param, final_blocks) = match opts.initial_bytes {
         None => {
-            let param = superblock_params(&full, opts.journal);
-            (full, param, None)
+            let param = superblock_params(&fixed, opts.journal);
+            (fixed, param, None)
         }
         Some(initial) => {
             let full_param = superblock_params(&full, opts.journal);
@@ -329,7 +340,7 @@ pub fn build_image(
                     (geometry, param, Some(layout.blocks))
                 }
                 // The initial size covers the full one: a plain full format.
-                None => (full, full_param, None),
+                None => (fixed, superblock_params(&fixed, opts.journal), None),
             }
         }
     };
