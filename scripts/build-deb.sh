@@ -8,7 +8,10 @@
 #
 # Usage: scripts/build-deb.sh   (output: target/debian/scratchcrypt_<version>-1_<arch>.deb)
 # Environment: CARGO_TARGET_DIR is honoured for the build; the assets go to target/deb-assets.
-set -euo pipefail
+set -eEuo pipefail
+# A command that fails under set -e names itself: the caller (vmharness::build_script) shows
+# our stderr, and a silent exit once hid why a fresh machine failed (issue 23).
+trap 'echo "build-deb: failed (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 repo=$PWD
 

@@ -25,7 +25,10 @@
 # Relinking (LGPL): SCRATCHCRYPT_STATIC_PREFIX=DIR skips the library build and links against the
 #   libcryptsetup.a/libdevmapper.a and their .pc files installed under DIR (DIR/lib/pkgconfig),
 #   e.g. modified copies of the libraries (vendor-notes.md, "Static build").
-set -euo pipefail
+set -eEuo pipefail
+# A command that fails under set -e names itself: the caller (vmharness::build_script) shows
+# our stderr, and a silent exit once hid why a fresh machine failed (issue 23).
+trap 'echo "build-static: failed (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 crypto=kernel

@@ -12,7 +12,9 @@
 # (mkinitramfs, with udev and klibc-utils), dpkg-dev (cargo-deb's dpkg-shlibdeps), util-linux
 # (unshare), systemd (systemd-analyze verify) and debootstrap (the systemd root of the unit's
 # boot) for the package and its boots (tests/vm_initramfs.rs). e2fsck-static for the guest
-# without shared libraries (run.sh --no-libs). The product itself needs none of the test tools.
+# without shared libraries (run.sh --no-libs). fdisk (sfdisk), mdadm and lvm2 make the real GPT,
+# md RAID member and LVM physical volume that the data guard must refuse in the guest
+# (tests/vm/guest/guard_real.sh). The product itself needs none of the test tools.
 # Static build (scripts/build-static.sh): dpkg-dev (apt-get source), autoconf, automake, autopoint,
 # libtool, gettext (cryptsetup's autogen.sh), libpopt-dev (cryptsetup's configure checks it even
 # without the tools), libaio-dev (lvm2's configure), and the static archives of json-c and libuuid
@@ -25,7 +27,7 @@ PACKAGES=(
     e2fsprogs fuse3 libfuse3-dev
     qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup xfsprogs python3
     initramfs-tools dpkg-dev util-linux systemd debootstrap
-    e2fsck-static
+    e2fsck-static fdisk mdadm lvm2
     autoconf automake autopoint libtool gettext libpopt-dev libaio-dev libjson-c-dev uuid-dev
     libssl-dev
 )

@@ -123,6 +123,71 @@ fn vm_grow_negative_controls() {
     );
 }
 
+/// The native growth tests of tests/fuse_grow.rs (strict-read FUSE device, grower, negative
+/// controls, the EPERM refusal), run inside the guest where root has CAP_SYS_RESOURCE; all of
+/// its tests must pass and none may skip (issue 23, item 1).
+#[test]
+fn vm_fuse_grow_in_guest() {
+    if !vmharness::vm_possible("vm_fuse_grow_in_guest") {
+        return;
+    }
+    let tests = vmharness::build_test_binary("fuse_grow");
+    let tests = tests.to_str().expect("a UTF-8 target path");
+    vmharness::run_scenario_args(
+        "vm_fuse_grow_in_guest",
+        "fuse_grow.sh",
+        "fuse-grow",
+        "16M",
+        1,
+        Path::new(env!("CARGO_BIN_EXE_scratchcrypt")),
+        &["--exe", tests, "--timeout", "900"],
+    );
+}
+
+/// The data guard on real metadata made by the real tools: a GPT (sfdisk), an md RAID1 member
+/// (mdadm, array stopped) and an LVM physical volume (pvcreate) are each refused with exit 4,
+/// a message naming what was found, and every byte of the device unchanged; a blank disk
+/// beside them passes (issue 23, item 10).
+#[test]
+fn vm_data_guard_refuses_real_gpt_md_and_lvm() {
+    if !vmharness::vm_possible("vm_data_guard_refuses_real_gpt_md_and_lvm") {
+        return;
+    }
+    let tools: Vec<String> = ["sfdisk", "mdadm", "lvm"]
+        .iter()
+        .map(|t| {
+            let out = std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("command -v {t} || ls /usr/sbin/{t} /sbin/{t}"),
+                ])
+                .output()
+                .unwrap();
+            let path = String::from_utf8_lossy(&out.stdout);
+            let path = path.lines().next().unwrap_or_default().trim().to_string();
+            assert!(
+                !path.is_empty(),
+                "{t} missing on the host (scripts/deps.sh installs it)"
+            );
+            path
+        })
+        .collect();
+    let mut extra: Vec<&str> = Vec::new();
+    for t in &tools {
+        extra.extend(["--exe", t.as_str()]);
+    }
+    extra.extend(["--module", "raid1"]);
+    vmharness::run_scenario_args(
+        "vm_data_guard_refuses_real_gpt_md_and_lvm",
+        "guard_real.sh",
+        "guard-real",
+        "64M",
+        5,
+        Path::new(env!("CARGO_BIN_EXE_scratchcrypt")),
+        &extra,
+    );
+}
+
 /// Negative control, partial defect, 1 GiB: scratchcrypt's own plan and copy, but group 0's
 /// inode table never written; the stress must fail with integrity errors from ext4's phases.
 #[test]

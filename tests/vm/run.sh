@@ -7,7 +7,7 @@
 #
 # Usage:
 #   run.sh --script FILE [--binary PATH] [--disk-size SIZE] [--name LABEL] [--timeout SECS]
-#          [--file PATH]... [--workdir DIR] [--keep] [--xfs] [--hotplug] [--no-libs]
+#          [--file PATH]... [--exe PATH]... [--workdir DIR] [--keep] [--xfs] [--hotplug] [--no-libs]
 #   run.sh --initrd FILE --name LABEL [--root-disk FILE] [--append ARGS] [--disks N] ...
 #
 #   --script     guest script; it runs as /guest/scenario.sh with LABEL as $1, after sourcing nothing:
@@ -20,6 +20,9 @@
 #   --name       scenario label passed to the script (default: script name without .sh)
 #   --timeout    seconds before qemu is killed (default 600)
 #   --file       extra host file copied into the guest at /guest/<basename> (repeatable)
+#   --exe        extra host program copied with its shared libraries to /usr/local/bin/<basename>
+#                (repeatable; e.g. a test binary that must run where root has every capability)
+#   --module     extra kernel module loaded at boot, with its dependencies (repeatable; e.g. raid1)
 #   --workdir    where the initramfs, disk and console log go (default: a fresh temp dir, removed at
 #                the end unless --keep)
 #   --xfs        also put mkfs.xfs, xfs_repair and the xfs module into the guest (VM benchmark's
@@ -50,7 +53,7 @@ repo=$(cd "$here/../.." && pwd)
 
 script="" binary="" disk_size=1G disks=1 name="" timeout=600 workdir="" keep=0 xfs=0 hotplug=0
 initrd="" root_disk="" append="" nolibs=0
-extra=()
+extra=() exes=() extra_modules=()
 while (($#)); do
     case $1 in
     --script) script=$2; shift 2 ;;
@@ -60,6 +63,8 @@ while (($#)); do
     --name) name=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --file) extra+=("$2"); shift 2 ;;
+    --exe) exes+=("$2"); shift 2 ;;
+    --module) extra_modules+=("$2"); shift 2 ;;
     --workdir) workdir=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --xfs) xfs=1; shift ;;
@@ -147,7 +152,7 @@ fi
 
 # Oracles for the tests only (the product must not need them). GNU dd is there for conv=sparse,
 # which busybox dd lacks.
-((nolibs)) || for tool in cryptsetup dmsetup e2fsck dumpe2fs mke2fs blkid losetup xfs_io; do
+((nolibs)) || for tool in cryptsetup dmsetup e2fsck dumpe2fs debugfs mke2fs blkid losetup xfs_io; do
     p=$(command -v "$tool") || { echo "vm: host tool $tool missing" >&2; exit 3; }
     copy_with_libs "$p" "/usr/sbin/$tool"
 done
@@ -167,11 +172,17 @@ done
 if [[ -n $binary ]] && ((!nolibs)); then
     copy_with_libs "$binary" /usr/local/bin/scratchcrypt
 fi
+for exe in "${exes[@]}"; do
+    [[ -x $exe ]] || { echo "vm: --exe $exe is not executable" >&2; exit 3; }
+    ((nolibs)) && { echo "vm: --exe does not combine with --no-libs" >&2; exit 3; }
+    copy_with_libs "$exe" "/usr/local/bin/$(basename "$exe")"
+done
 
 # Kernel modules, in dependency order, loaded by /init with insmod.
 modules=(virtio_pci virtio_blk loop dm-crypt dm-integrity ext4 xts authenc crc32c_generic hmac
-    sha256_generic sha256_ssse3 aesni_intel algif_skcipher algif_hash)
+    sha256_generic sha256_ssse3 aesni_intel algif_skcipher algif_hash fuse)
 ((xfs)) && modules+=(xfs)
+modules+=("${extra_modules[@]}")
 : >"$root/guest/modules"
 for m in "${modules[@]}"; do
     modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'

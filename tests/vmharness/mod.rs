@@ -68,6 +68,51 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
     profile.join("examples").join(name)
 }
 
+/// Build the integration-test binary `name` (`cargo test --no-run --test <name>`, in the profile
+/// of the running tests) and return the path of its executable, from cargo's JSON messages.
+pub fn build_test_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|p| p.file_name().is_some_and(|n| n == "release"));
+    let mut args = vec![
+        "test",
+        "--no-run",
+        "--quiet",
+        "--message-format=json",
+        "--test",
+        name,
+    ];
+    if release {
+        args.push("--release");
+    }
+    let out = Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cannot run cargo");
+    assert!(
+        out.status.success(),
+        "building the test binary {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One JSON object per line; ours is the compiler-artifact of target `name` with an
+    // "executable". A line-level look-up keeps this free of a JSON dependency.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let target = format!("\"name\":\"{name}\"");
+    let path = stdout
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&target))
+        .find_map(|l| {
+            let rest = &l[l.find("\"executable\":\"")? + "\"executable\":\"".len()..];
+            Some(PathBuf::from(&rest[..rest.find('"')?]))
+        })
+        .unwrap_or_else(|| panic!("cargo named no executable for the test {name}"));
+    assert!(path.is_file(), "{} is no file", path.display());
+    path
+}
+
 /// Run the build script `scripts/<script>`, which prints the path of what it built on stdout,
 /// and return that path (it must be a file). A failure shows the end of the script's stderr.
 pub fn build_script(script: &str) -> PathBuf {
@@ -153,10 +198,7 @@ pub fn run_scenario_args(
 pub fn verdict(lines: &[&str], label: &str, harness_ok: bool) -> Result<(), String> {
     let pass = format!("SCRATCHCRYPT-VM: PASS {label}");
     let end = format!("SCRATCHCRYPT-VM: END {label}");
-    if let Some(failed) = lines
-        .iter()
-        .find(|l| l.contains("SCRATCHCRYPT-VM: FAIL "))
-    {
+    if let Some(failed) = lines.iter().find(|l| l.contains("SCRATCHCRYPT-VM: FAIL ")) {
         return Err(failed.trim_end().to_string());
     }
     let Some(pass_at) = lines.iter().position(|l| l.trim_end() == pass) else {
