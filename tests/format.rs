@@ -11,7 +11,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scratchcrypt::format::{build_image, data_extents, ByteRange, FormatOptions, FormatPlan};
+use scratchcrypt::format::{
+    build_image, data_extents, ByteRange, FormatOptions, FormatPlan, JOURNAL_MAX_BYTES,
+};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -93,8 +95,10 @@ fn compare_with_mke2fs(size: u64) {
 
     let theirs = dir.path().join("mke2fs.img");
     File::create(&theirs).unwrap().set_len(size).unwrap();
-    // A full format never grows, so it has no resize inode and no reserved GDT blocks: the
-    // reference is mke2fs without them.
+    // A full format never grows, so it has no resize inode and no reserved GDT blocks, and its
+    // journal is at most the measured default: the reference is mke2fs without them and with
+    // that journal (mke2fs' own below it).
+    let journal = format!("size={}", plan.journal_bytes / MIB);
     let (rc, text) = run(Command::new("mke2fs")
         .args([
             "-q",
@@ -106,6 +110,7 @@ fn compare_with_mke2fs(size: u64) {
             "-O",
             "^resize_inode",
         ])
+        .args(["-J", &journal])
         .arg(&theirs));
     assert_eq!(rc, 0, "{text}");
 
@@ -173,10 +178,9 @@ fn matches_mke2fs_dropped_last_group() {
 
 /// Fast start: the initial image of `size` grown to the full size by `resize2fs` (the
 /// offline oracle of what online growth adds) gives users what the full format gives them
-/// (compared with `mke2fs -O ^resize_inode`, which the full format matches): the same
-/// features apart from the resize inode, block size and count, inode count and size, and free
-/// space within 0.1 % once the journals' sizes are set apart (the fast start's journal is
-/// sized for the initial filesystem unless `full_journal`). The descriptor reserve is only what
+/// (compared with `mke2fs -O ^resize_inode` and the full format's journal, which the full
+/// format matches): the same features apart from the resize inode, block size and count, inode
+/// count and size, journal, and free space within 0.1 %. The descriptor reserve is only what
 /// the growth takes. The initial image is e2fsck-clean and carries `noinit_itable`.
 fn grown_matches_full_format(size: u64, initial: u64, full_journal: bool) {
     if !have("mke2fs") || !have("resize2fs") {
@@ -209,18 +213,22 @@ fn grown_matches_full_format(size: u64, initial: u64, full_journal: bool) {
 
     let theirs = dir.path().join("mke2fs.img");
     File::create(&theirs).unwrap().set_len(size).unwrap();
-    let (rc, text) = run(Command::new("mke2fs")
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-b",
-            "4096",
-            "-O",
-            "^resize_inode",
-        ])
-        .arg(&theirs));
+    // The full format's journal: the measured default, or mke2fs' own with `full_journal`.
+    let mut mke2fs = Command::new("mke2fs");
+    mke2fs.args([
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-b",
+        "4096",
+        "-O",
+        "^resize_inode",
+    ]);
+    if !full_journal {
+        mke2fs.args(["-J", &format!("size={}", JOURNAL_MAX_BYTES / MIB)]);
+    }
+    let (rc, text) = run(mke2fs.arg(&theirs));
     assert_eq!(rc, 0, "{text}");
     let b = header(&theirs);
     assert_eq!(plan.final_block_count.to_string(), b["Block count"]);
@@ -247,16 +255,14 @@ fn grown_matches_full_format(size: u64, initial: u64, full_journal: bool) {
         features(&b),
         "features after growth to {size}"
     );
-    let mut keys = vec![
+    let keys = vec![
         "Block size",
         "Block count",
         "Inode count",
         "Inode size",
         "Default mount options",
+        "Total journal blocks",
     ];
-    if full_journal {
-        keys.push("Total journal blocks");
-    }
     for key in keys {
         assert_eq!(a.get(key), b.get(key), "{key} after growth to {size} bytes");
     }
@@ -267,16 +273,11 @@ fn grown_matches_full_format(size: u64, initial: u64, full_journal: bool) {
         (growth_desc.max(1) - growth_desc).to_string()
     );
     let num = |h: &BTreeMap<String, String>, k: &str| h[k].parse::<f64>().unwrap();
-    // Free space, the journals set apart: within 0.1 %.
-    let free = |h: &BTreeMap<String, String>| {
-        num(h, "Free blocks")
-            + h.get("Total journal blocks")
-                .map_or(0.0, |v| v.parse().unwrap())
-    };
-    let (fa, fb) = (free(&a), free(&b));
+    // Free space: within 0.1 %.
+    let (fa, fb) = (num(&a, "Free blocks"), num(&b, "Free blocks"));
     assert!(
         (fa - fb).abs() <= num(&b, "Block count") * 0.001,
-        "free blocks (journal set apart) {fa} after growth vs {fb} for the full format"
+        "free blocks {fa} after growth vs {fb} for the full format"
     );
     // The reserve follows the kernel's and resize2fs' integer arithmetic: within 0.05 %.
     let (ra, rb) = (
@@ -322,8 +323,8 @@ fn fast_start_refuses_sizes_that_would_need_meta_bg() {
 
 /// The journal of the fast start holds one resize step (a quarter of it is the largest
 /// transaction): the reserve is only what the growth takes (1 block at 4 GiB, where no
-/// descriptor block is added; 3 at 32 GiB), so mke2fs' 16 MiB for the 512 MiB initial size
-/// holds a step at both sizes, and the 32 GiB start writes no more journal than the 4 GiB one.
+/// descriptor block is added; 3 at 32 GiB), so the measured default journal holds a step at
+/// both sizes, and the 32 GiB start writes no more journal than the 4 GiB one.
 #[test]
 fn fast_start_journal_holds_a_resize_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -332,7 +333,8 @@ fn fast_start_journal_holds_a_resize_step() {
         initial_bytes: Some(512 * MIB),
         ..FormatOptions::default()
     };
-    for (size, rsv, journal) in [(4 * GIB, 1u64, 16 * MIB), (32 * GIB, 3, 16 * MIB)] {
+    for (size, rsv) in [(4 * GIB, 1u64), (32 * GIB, 3)] {
+        let journal = JOURNAL_MAX_BYTES;
         let plan = build_image(&img, size, &opts).unwrap();
         let credits = 3 + 1 + 1 + rsv;
         assert!(
