@@ -138,8 +138,9 @@ pub fn reserve_for_growth(final_groups: u64, initial_groups: u64) -> Result<u64,
 /// filesystem holds: Linux 6.1 was seen to fail the first step with ENOSPC at 32 GiB, and at
 /// 8 GiB to spin in `start_this_handle` until the soft-lockup watchdog fired. The reserve is
 /// now only what the growth takes ([`reserve_for_growth`]: 1 block at 4 GiB, 3 at 32 GiB,
-/// 1024 only near 8 TiB), so the floor binds only for journals the caller made very small;
-/// it stays because a too-small journal hangs the kernel rather than failing. 16 credits of
+/// 1024 only near 8 TiB), so the floor exceeds the 4 MiB default journal only when the growth
+/// adds more than 235 descriptor blocks (about 2 TiB and up); it stays because a too-small
+/// journal hangs the kernel rather than failing. 16 credits of
 /// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB.
 pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
     let credits = 3 + 1 + 1 + reserved_gdt_blocks + 16;

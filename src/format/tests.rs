@@ -206,3 +206,25 @@ fn uncreatable_file_is_reported() {
     assert_eq!(err.class(), ErrorClass::InvalidInput);
     assert!(err.to_string().contains("/nonexistent-dir/img"));
 }
+
+/// The fast start's descriptor reserve is what the growth to the device's size takes: one
+/// block when no descriptor block is added (a zero would ask libext2fs for mke2fs' default),
+/// one per added descriptor block (64 groups each), and a refusal past the resize inode's
+/// 1024 pointers.
+#[test]
+fn growth_reserve_is_what_the_growth_takes() {
+    assert_eq!(growth::reserve_for_growth(32, 4), Ok(1), "4 GiB");
+    assert_eq!(growth::reserve_for_growth(64, 4), Ok(1));
+    assert_eq!(growth::reserve_for_growth(65, 4), Ok(1), "a second block");
+    assert_eq!(growth::reserve_for_growth(129, 4), Ok(2));
+    assert_eq!(
+        growth::reserve_for_growth(254, 4),
+        Ok(3),
+        "32 GiB's mapping"
+    );
+    assert_eq!(growth::reserve_for_growth(64 * 1025, 4), Ok(1024));
+    assert_eq!(
+        growth::reserve_for_growth(64 * 1025 + 1, 4),
+        Err(RequestError::GrowthTooLarge)
+    );
+}
