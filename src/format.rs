@@ -84,8 +84,9 @@ const DEFAULT_MOUNT_OPTS: u32 = ffi::EXT2_DEFM_XATTR_USER | ffi::EXT2_DEFM_ACL;
 /// rounds per size) ran at a median 43.5 files/s with 4 MiB against 39.1 with 64 MiB, and
 /// wrote 6 % fewer bytes (129.6 against 138.0 MB a run; under emulation time is those
 /// bytes): each fsync commits a small transaction, and a smaller journal only checkpoints
-/// sooner what writeback writes anyway. (That machine's load made single runs vary by up to
-/// 3.3×: the bytes, not the times, are what resolves 5 %.) 4 MiB is also libext2fs'
+/// sooner what writeback writes anyway. That machine's load made single runs vary by up to
+/// 3.3×; on a quieter machine 4 MiB ran at 0.94× of 64 MiB (three rounds): at the edge of
+/// the 5 %, so a longer quiet run may move this to 8 MiB. 4 MiB is also libext2fs'
 /// smallest default (1024 blocks). Smaller filesystems keep mke2fs' smaller journal;
 /// `full_journal` still asks for mke2fs' size for the full disk.
 pub const JOURNAL_MAX_BYTES: u64 = 4 << 20;
