@@ -17,13 +17,18 @@
 //!    reserved, and the ext4 feature set of Debian 12 (`has_journal ext_attr resize_inode
 //!    dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink
 //!    extra_isize metadata_csum`; `resize_inode` is dropped at 2^32 blocks as mke2fs does).
+//!    A full format also drops `resize_inode`: a scratch disk never outgrows its device, and
+//!    the reserve mke2fs keeps for 1024× online growth is written through the mapping in every
+//!    backup group (511 blocks per copy, eight copies: 16 MiB at 4 GiB) for nothing. Only the
+//!    fast start, which does grow, keeps a resize inode (see `growth`).
 //! 2. `ext2fs_initialize` lays out the groups in memory; UUID, hash seed and label are set and
 //!    the checksum seed derived from the UUID.
 //! 3. `ext2fs_allocate_tables` places bitmaps and inode tables; the root directory,
 //!    `lost+found` (16 KiB, mode 0700), the reserved inodes, the bad-block inode and the resize
 //!    inode are written as mke2fs writes them.
-//! 4. The journal inode gets mke2fs' default size (`ext2fs_get_journal_params`) with the lazy
-//!    flag, so libext2fs writes only the journal superblock.
+//! 4. The journal inode gets mke2fs' default size (`ext2fs_get_journal_params`), at most
+//!    [`JOURNAL_MAX_BYTES`] (measured, not habit), with the lazy flag, so libext2fs writes only
+//!    the journal superblock.
 //! 5. Every group descriptor is flagged `ITABLE_ZEROED`: the pipeline zeroes the inode tables
 //!    before anything can mount the filesystem, so the kernel need not.
 //! 6. The zero ranges are collected: every inode table, every block and inode bitmap (libext2fs
@@ -71,7 +76,26 @@ const FIRST_INO: u32 = ffi::EXT2_GOOD_OLD_FIRST_INO;
 /// Debian's `[defaults] default_mntopts = acl,user_xattr` of `/etc/mke2fs.conf`.
 const DEFAULT_MOUNT_OPTS: u32 = ffi::EXT2_DEFM_XATTR_USER | ffi::EXT2_DEFM_ACL;
 
-/// Options of the ext4 image. The defaults are those of Debian's `mke2fs -t ext4`.
+/// The largest journal made by default: 4 MiB, by measurement (`scripts/vm-bench-journal.sh`,
+/// docs/BENCHMARKS.md "Journal size"). mke2fs sizes the journal by habit, from 4 MiB below
+/// 128 MiB up to 1 GiB from 128 GiB, and every journal block is written through dm-crypt and
+/// dm-integrity before the first mount (64 MiB at 4 GiB). A metadata-heavy run on the scratch
+/// disk's own stack (4 writers creating and fsyncing 4000 files of 4 KiB, three interleaved
+/// rounds per size) ran at a median 43.5 files/s with 4 MiB against 39.1 with 64 MiB, and
+/// wrote 6 % fewer bytes (129.6 against 138.0 MB a run; under emulation time is those
+/// bytes): each fsync commits a small transaction, and a smaller journal only checkpoints
+/// sooner what writeback writes anyway. That machine's load made single runs vary by up to
+/// 3.3×; on a quieter machine 4 MiB ran at 0.94× of 64 MiB (three rounds): at the edge of
+/// the issue's 5 %, so a longer quiet run may move this to 8 MiB. 4 MiB is also libext2fs'
+/// smallest default (1024 blocks). Smaller filesystems keep mke2fs' smaller journal;
+/// `full_journal` still asks for mke2fs' size for the full disk.
+pub const JOURNAL_MAX_BYTES: u64 = 4 << 20;
+
+/// [`JOURNAL_MAX_BYTES`] in 4 KiB blocks.
+const JOURNAL_MAX_BLOCKS: u32 = (JOURNAL_MAX_BYTES / BLOCK_SIZE as u64) as u32;
+
+/// Options of the ext4 image. The defaults are those of Debian's `mke2fs -t ext4`, except
+/// that the journal is at most [`JOURNAL_MAX_BYTES`] and a full format has no resize inode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FormatOptions {
     /// Bytes per inode; `None` uses mke2fs' size class.
@@ -90,8 +114,9 @@ pub struct FormatOptions {
     /// features. `noinit_itable` is stored in the superblock's mount options, so whoever
     /// mounts it has the kernel zero each new group's inode table as it grows.
     pub initial_bytes: Option<u64>,
-    /// With `initial_bytes`: size the journal for the full filesystem (as mke2fs would, up to
-    /// 1 GiB) instead of for the initial one. A journal cannot grow online, but all of it must
+    /// With `initial_bytes`: size the journal for the full filesystem as mke2fs would (up to
+    /// 1 GiB, above the measured default of every other format) instead of for the initial
+    /// one. A journal cannot grow online, but all of it must
     /// be written before the first mount, which costs time proportional to the final size.
     pub full_journal: bool,
 }
@@ -131,7 +156,8 @@ pub struct FormatPlan {
     pub group_count: u32,
     /// Journal size in bytes (0 without a journal).
     pub journal_bytes: u64,
-    /// Whether the filesystem has a resize inode.
+    /// Whether the filesystem has a resize inode (only a fast start's: a full format never
+    /// grows).
     pub resize_inode: bool,
     /// The filesystem UUID, in the usual 8-4-4-4-12 form.
     pub uuid: String,
@@ -141,6 +167,8 @@ pub struct FormatPlan {
     pub zero_ranges: Vec<ByteRange>,
     /// Sum of `zero_ranges`.
     pub zero_bytes: u64,
+    /// `zero_bytes` by what the blocks are (the parts add up to `zero_bytes`).
+    pub zero_owners: ZeroOwners,
     /// Bytes of data in the image file, as `SEEK_DATA` reports them (what the copy writes).
     pub image_data_bytes: u64,
     /// Number of data extents in the image file.
@@ -148,6 +176,35 @@ pub struct FormatPlan {
     /// Time taken to build the image and the plan.
     #[serde(serialize_with = "seconds", rename = "elapsed_seconds")]
     pub elapsed: Duration,
+}
+
+/// The bytes of a plan's zero ranges by owner. The four kinds of block are disjoint (libext2fs
+/// never places two of them on one block), so the parts add up to [`FormatPlan::zero_bytes`].
+/// Named so that every byte written before the mount has an owner (issue 27): what is not
+/// needed can only be removed once it is seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ZeroOwners {
+    /// Primary and backup superblocks and their group descriptor blocks.
+    pub superblocks_and_descriptors: u64,
+    /// Reserved GDT blocks (the resize inode's reserve for online growth), every copy.
+    pub descriptor_reserves: u64,
+    /// Block and inode bitmaps.
+    pub bitmaps: u64,
+    /// Inode tables.
+    pub inode_tables: u64,
+    /// The journal's blocks (and its extent blocks).
+    pub journal: u64,
+}
+
+impl ZeroOwners {
+    /// The sum of the parts.
+    pub fn total(&self) -> u64 {
+        self.superblocks_and_descriptors
+            + self.descriptor_reserves
+            + self.bitmaps
+            + self.inode_tables
+            + self.journal
+    }
 }
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -282,10 +339,16 @@ pub fn build_image(
             source,
         }
     };
+    // A filesystem that will never grow needs no descriptor reserve: no resize inode, no
+    // reserved GDT blocks (mke2fs reserves room for 1024× growth: 16 MiB written at 4 GiB).
+    let fixed = Geometry {
+        resize_inode: false,
+        ..full
+    };
     let (geometry, mut param, final_blocks) = match opts.initial_bytes {
         None => {
-            let param = superblock_params(&full, opts.journal);
-            (full, param, None)
+            let param = superblock_params(&fixed, opts.journal);
+            (fixed, param, None)
         }
         Some(initial) => {
             let full_param = superblock_params(&full, opts.journal);
@@ -298,7 +361,7 @@ pub fn build_image(
                     (geometry, param, Some(layout.blocks))
                 }
                 // The initial size covers the full one: a plain full format.
-                None => (full, full_param, None),
+                None => (fixed, superblock_params(&fixed, opts.journal), None),
             }
         }
     };
@@ -341,11 +404,17 @@ pub fn build_image(
     let mut journal_blocks = 0u64;
     if opts.journal {
         let mut params = fs.journal_params().map_err(ext2("size the journal"))?;
+        params.num_journal_blocks = params.num_journal_blocks.min(JOURNAL_MAX_BLOCKS);
         if let Some(final_blocks) = final_blocks {
-            if opts.full_journal {
-                if let Some(n) = Ext2Fs::default_journal_blocks(final_blocks) {
-                    params.num_journal_blocks = n;
-                }
+            // A journal cannot grow online: the fast start gets the full format's journal for
+            // the full size, so that the grown filesystem has the same free space (or mke2fs'
+            // for the full size, uncapped, with `full_journal`).
+            if let Some(n) = Ext2Fs::default_journal_blocks(final_blocks) {
+                params.num_journal_blocks = if opts.full_journal {
+                    n
+                } else {
+                    n.min(JOURNAL_MAX_BLOCKS)
+                };
             }
             // Growth needs a journal that holds one resize step's transaction.
             let floor = growth::min_journal_blocks(u64::from(fs.sb().s_reserved_gdt_blocks));
@@ -359,7 +428,7 @@ pub fn build_image(
     overhead += journal_blocks + u64::from(fs.sb().s_first_data_block);
     fs.sb_mut().s_overhead_clusters = u32::try_from(overhead).unwrap_or(0);
 
-    let zero_ranges =
+    let (zero_ranges, zero_owners) =
         collect_zero_ranges(&mut fs, opts.journal).map_err(ext2("map metadata blocks"))?;
     let group_count = fs.group_count();
     let inode_count = u64::from(fs.sb().s_inodes_count);
@@ -386,6 +455,7 @@ pub fn build_image(
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         zero_bytes: zero_ranges.iter().map(|r| r.len).sum(),
         zero_ranges,
+        zero_owners,
         image_data_bytes: extents.iter().map(|r| r.len).sum(),
         image_extents: extents.len(),
         elapsed: started.elapsed(),
@@ -462,15 +532,22 @@ fn create_lost_and_found(fs: &mut Ext2Fs) -> Result<(), Ext2Error> {
     Ok(())
 }
 
-/// Flag every inode table as zeroed and list what must be zeroed on the device.
-fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>, Ext2Error> {
+/// Flag every inode table as zeroed and list what must be zeroed on the device, with the bytes
+/// of each kind of block.
+fn collect_zero_ranges(
+    fs: &mut Ext2Fs,
+    journal: bool,
+) -> Result<(Vec<ByteRange>, ZeroOwners), Ext2Error> {
     let groups = fs.group_count();
     let sb = fs.sb();
     let blocks_per_group = u64::from(sb.s_blocks_per_group);
     let first_data_block = u64::from(sb.s_first_data_block);
+    let reserved_gdt = u64::from(sb.s_reserved_gdt_blocks);
     let itable_blocks =
         u64::from(sb.s_inodes_per_group) * u64::from(sb.s_inode_size) / u64::from(BLOCK_SIZE);
     let mut ranges = RangeBuilder::default();
+    let mut owners = ZeroOwners::default();
+    let bs = u64::from(BLOCK_SIZE);
     for g in 0..groups {
         fs.set_group_flags(g, ffi::EXT2_BG_INODE_ZEROED as u16)?;
         let l = fs.group_layout(g)?;
@@ -483,18 +560,26 @@ fn collect_zero_ranges(fs: &mut Ext2Fs, journal: bool) -> Result<Vec<ByteRange>,
             group_start
         };
         ranges.add_blocks(sb_start, l.super_and_gdt_blocks);
+        // Without meta_bg the area is superblock, descriptors, then the reserve (when a group
+        // has a superblock at all).
+        let reserve = reserved_gdt.min(l.super_and_gdt_blocks);
+        owners.descriptor_reserves += reserve * bs;
+        owners.superblocks_and_descriptors += (l.super_and_gdt_blocks - reserve) * bs;
         ranges.add_blocks(l.block_bitmap, 1);
         ranges.add_blocks(l.inode_bitmap, 1);
+        owners.bitmaps += 2 * bs;
         ranges.add_blocks(l.inode_table, itable_blocks);
+        owners.inode_tables += itable_blocks * bs;
     }
     if journal {
         let mut journal = RangeBuilder::default();
         fs.inode_blocks(ffi::EXT2_JOURNAL_INO, |b| journal.add_blocks(b, 1))?;
         for r in journal.into_byte_ranges(1) {
             ranges.add_blocks(r.start, r.len);
+            owners.journal += r.len * bs;
         }
     }
-    Ok(ranges.into_byte_ranges(BLOCK_SIZE))
+    Ok((ranges.into_byte_ranges(BLOCK_SIZE), owners))
 }
 
 #[cfg(test)]

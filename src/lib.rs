@@ -162,7 +162,9 @@ pub use dm::DmError;
 pub use dm_table::TableError;
 pub use error::{Error, Refusal, Result};
 pub use extent::{ByteRange, ExtentError};
-pub use format::{build_image, Ext2Error, FormatError, FormatOptions, FormatPlan, RequestError};
+pub use format::{
+    build_image, Ext2Error, FormatError, FormatOptions, FormatPlan, RequestError, ZeroOwners,
+};
 pub use kernel::ProbeError;
 pub use key::{KeyError, VolumeKey, VOLUME_KEY_BYTES};
 pub use luks::LuksError;

@@ -11,7 +11,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scratchcrypt::format::{build_image, data_extents, ByteRange, FormatOptions, FormatPlan};
+use scratchcrypt::format::{
+    build_image, data_extents, ByteRange, FormatOptions, FormatPlan, JOURNAL_MAX_BYTES,
+};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -93,8 +95,22 @@ fn compare_with_mke2fs(size: u64) {
 
     let theirs = dir.path().join("mke2fs.img");
     File::create(&theirs).unwrap().set_len(size).unwrap();
+    // A full format never grows, so it has no resize inode and no reserved GDT blocks, and its
+    // journal is at most the measured default: the reference is mke2fs without them and with
+    // that journal (mke2fs' own below it).
+    let journal = format!("size={}", plan.journal_bytes / MIB);
     let (rc, text) = run(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-O",
+            "^resize_inode",
+        ])
+        .args(["-J", &journal])
         .arg(&theirs));
     assert_eq!(rc, 0, "{text}");
 
@@ -161,9 +177,12 @@ fn matches_mke2fs_dropped_last_group() {
 }
 
 /// Fast start: the initial image of `size` grown to the full size by `resize2fs` (the
-/// offline oracle of what online growth adds) has mke2fs' geometry for `size`; the initial
-/// image is e2fsck-clean and carries `noinit_itable` in its superblock.
-fn grown_matches_mke2fs(size: u64, initial: u64, full_journal: bool) {
+/// offline oracle of what online growth adds) gives users what the full format gives them
+/// (compared with `mke2fs -O ^resize_inode` and the full format's journal, which the full
+/// format matches): the same features apart from the resize inode, block size and count, inode
+/// count and size, journal, and free space within 0.1 %. The descriptor reserve is only what
+/// the growth takes. The initial image is e2fsck-clean and carries `noinit_itable`.
+fn grown_matches_full_format(size: u64, initial: u64, full_journal: bool) {
     if !have("mke2fs") || !have("resize2fs") {
         skip_or_fail("mke2fs and resize2fs (e2fsprogs) are not installed");
         return;
@@ -184,12 +203,32 @@ fn grown_matches_mke2fs(size: u64, initial: u64, full_journal: bool) {
     fsck_clean(&ours);
     let initial_header = header(&ours);
     assert_eq!(initial_header["Mount options"], "noinit_itable");
+    let desc_blocks = |blocks: u64| blocks.div_ceil(32768).div_ceil(64);
+    let growth_desc = desc_blocks(plan.final_block_count) - desc_blocks(plan.block_count);
+    assert_eq!(
+        initial_header["Reserved GDT blocks"],
+        growth_desc.max(1).to_string(),
+        "the reserve is what the growth takes"
+    );
 
     let theirs = dir.path().join("mke2fs.img");
     File::create(&theirs).unwrap().set_len(size).unwrap();
-    let (rc, text) = run(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
-        .arg(&theirs));
+    // The full format's journal: the measured default, or mke2fs' own with `full_journal`.
+    let mut mke2fs = Command::new("mke2fs");
+    mke2fs.args([
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-b",
+        "4096",
+        "-O",
+        "^resize_inode",
+    ]);
+    if !full_journal {
+        mke2fs.args(["-J", &format!("size={}", JOURNAL_MAX_BYTES / MIB)]);
+    }
+    let (rc, text) = run(mke2fs.arg(&theirs));
     assert_eq!(rc, 0, "{text}");
     let b = header(&theirs);
     assert_eq!(plan.final_block_count.to_string(), b["Block count"]);
@@ -204,33 +243,43 @@ fn grown_matches_mke2fs(size: u64, initial: u64, full_journal: bool) {
     assert_eq!(rc, 0, "resize2fs: {text}");
     fsck_clean(&ours);
     let a = header(&ours);
-    let mut keys = vec![
-        "Filesystem features",
+    let features = |h: &BTreeMap<String, String>| -> Vec<String> {
+        h["Filesystem features"]
+            .split_whitespace()
+            .filter(|f| *f != "resize_inode")
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        features(&a),
+        features(&b),
+        "features after growth to {size}"
+    );
+    let keys = vec![
         "Block size",
         "Block count",
         "Inode count",
-        "Inodes per group",
-        "Inode blocks per group",
-        "Blocks per group",
-        "Flex block group size",
         "Inode size",
         "Default mount options",
+        "Total journal blocks",
     ];
-    if full_journal {
-        keys.push("Journal size");
-    }
     for key in keys {
         assert_eq!(a.get(key), b.get(key), "{key} after growth to {size} bytes");
     }
-    // Reserved GDT blocks: mke2fs' reserve, less what would exceed the resize inode's 1024
-    // pointers once the growth's own descriptor blocks are counted.
-    let desc_blocks = |blocks: u64| blocks.div_ceil(32768).div_ceil(64);
-    let growth_desc = desc_blocks(plan.final_block_count) - desc_blocks(plan.block_count);
-    let mke2fs_rsv: u64 = b["Reserved GDT blocks"].parse().unwrap();
-    let expect = (mke2fs_rsv + growth_desc).min(1024) - growth_desc;
-    assert_eq!(a["Reserved GDT blocks"], expect.to_string());
-    // The reserve follows the kernel's and resize2fs' integer arithmetic: within 0.05 %.
+    // What growth leaves of the reserve: at most the one block asked for when none was needed.
+    // (dumpe2fs prints no line for an empty reserve.)
+    assert_eq!(
+        a.get("Reserved GDT blocks").map_or("0", String::as_str),
+        (growth_desc.max(1) - growth_desc).to_string()
+    );
     let num = |h: &BTreeMap<String, String>, k: &str| h[k].parse::<f64>().unwrap();
+    // Free space: within 0.1 %.
+    let (fa, fb) = (num(&a, "Free blocks"), num(&b, "Free blocks"));
+    assert!(
+        (fa - fb).abs() <= num(&b, "Block count") * 0.001,
+        "free blocks {fa} after growth vs {fb} for the full format"
+    );
+    // The reserve follows the kernel's and resize2fs' integer arithmetic: within 0.05 %.
     let (ra, rb) = (
         num(&a, "Reserved block count"),
         num(&b, "Reserved block count"),
@@ -241,22 +290,22 @@ fn grown_matches_mke2fs(size: u64, initial: u64, full_journal: bool) {
     );
 }
 
-/// 512 MiB grown to 4 GiB: mke2fs' 4 GiB geometry, journal sized for the full disk on request.
+/// 512 MiB grown to 4 GiB, journal sized for the full disk on request.
 #[test]
-fn fast_start_grows_to_mke2fs_geometry_4gib() {
-    grown_matches_mke2fs(4 * GIB, 512 * MIB, true);
+fn fast_start_grows_to_full_format_4gib() {
+    grown_matches_full_format(4 * GIB, 512 * MIB, true);
 }
 
 /// An odd full size (a partial last group) and the default small journal.
 #[test]
-fn fast_start_grows_to_mke2fs_geometry_odd_size() {
-    grown_matches_mke2fs(5 * GIB + 77 * MIB + 4096 * 3, 512 * MIB, false);
+fn fast_start_grows_to_full_format_odd_size() {
+    grown_matches_full_format(5 * GIB + 77 * MIB + 4096 * 3, 512 * MIB, false);
 }
 
 /// 100 GiB from 512 MiB: the reserved GDT blocks cover the descriptor blocks growth adds.
 #[test]
-fn fast_start_grows_to_mke2fs_geometry_100gib() {
-    grown_matches_mke2fs(100 * GIB, 512 * MIB, false);
+fn fast_start_grows_to_full_format_100gib() {
+    grown_matches_full_format(100 * GIB, 512 * MIB, false);
 }
 
 /// A full size past what the resize inode's reserve can reach is refused, not half-made.
@@ -272,10 +321,10 @@ fn fast_start_refuses_sizes_that_would_need_meta_bg() {
     assert_eq!(e.class(), scratchcrypt::ErrorClass::InvalidInput);
 }
 
-/// From 8 GiB up mke2fs reserves 1024 GDT blocks; one resize step then needs more journal
-/// credits than the 16 MiB journal of a 512 MiB filesystem holds (a quarter of it): the
-/// journal is sized so that a step fits, and no larger (every journal block is written before
-/// the first mount). At 4 GiB (511 reserved blocks) mke2fs' 16 MiB for the initial size fits.
+/// The journal of the fast start holds one resize step (a quarter of it is the largest
+/// transaction): the reserve is only what the growth takes (1 block at 4 GiB, where no
+/// descriptor block is added; 3 at 32 GiB), so the measured default journal holds a step at
+/// both sizes, and the 32 GiB start writes no more journal than the 4 GiB one.
 #[test]
 fn fast_start_journal_holds_a_resize_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,7 +333,8 @@ fn fast_start_journal_holds_a_resize_step() {
         initial_bytes: Some(512 * MIB),
         ..FormatOptions::default()
     };
-    for (size, rsv, journal) in [(4 * GIB, 511u64, 16 * MIB), (32 * GIB, 1024, 17 * MIB)] {
+    for (size, rsv) in [(4 * GIB, 1u64), (32 * GIB, 3)] {
+        let journal = JOURNAL_MAX_BYTES;
         let plan = build_image(&img, size, &opts).unwrap();
         let credits = 3 + 1 + 1 + rsv;
         assert!(
@@ -293,6 +343,11 @@ fn fast_start_journal_holds_a_resize_step() {
             plan.journal_bytes
         );
         assert_eq!(plan.journal_bytes, journal, "{size}");
+        assert_eq!(
+            plan.zero_owners.descriptor_reserves,
+            3 * rsv * 4096,
+            "{size}"
+        );
         if have("dumpe2fs") {
             assert_eq!(header(&img)["Reserved GDT blocks"], rsv.to_string());
         }

@@ -116,7 +116,7 @@ fn vm_grow_negative_controls() {
         // vdb is larger: its growth takes several steps, and only the last block of an
         // intermediate step was never written (encrypt zeroes the mapping's own last block).
         // vdc, the control, is 10 GiB: past 64 groups, so its growth takes a second
-        // descriptor block from the reserved GDT blocks, and its steps need the journal floor.
+        // descriptor block from the reserved GDT blocks (the whole reserve: exactly one block).
         "2G,8G,10G",
         3,
         &binary,

@@ -7,18 +7,22 @@
 //! then grows it online (`EXT4_IOC_RESIZE_FS`) and, with `noinit_itable`, zeroes each new
 //! group's inode table itself, through the mapping, before the group becomes visible.
 //!
-//! # What makes the grown filesystem the one mke2fs would have made
+//! # What makes the grown filesystem the one the full format makes
 //! The full size is laid out first, in memory only (`ext2fs_initialize` on the image file,
 //! freed without writing), and three of its values are carried over:
 //! - **inodes per group**: the initial filesystem gets `inodes_per_group × groups` inodes, which
 //!   `ext2fs_initialize` turns back into exactly that many per group; online growth keeps it;
-//! - **reserved GDT blocks**: the full filesystem's reserve plus the descriptor blocks the
-//!   growth will take from it (`fs/ext4/resize.c` moves reserved blocks into the GDT as groups
-//!   are added), so the grown filesystem ends with mke2fs' reserve (less what exceeds the
-//!   1024 blocks a resize inode can point to, from about 64 GiB up). When the reserve runs out
-//!   the kernel converts to `meta_bg`, whose new GDT blocks it reads before writing them: on an
-//!   unwiped device that read fails, so such a size is refused instead (about 8 TiB, the 1024
-//!   block pointers of the resize inode's indirect block);
+//! - **reserved GDT blocks**: exactly the descriptor blocks the growth to the device's own
+//!   size will take (`fs/ext4/resize.c` moves reserved blocks into the GDT as groups are
+//!   added), at least one (`ext2fs_initialize` reads a zero in the template as "mke2fs'
+//!   default"). The device never grows past its size, so mke2fs' reserve for 1024× growth
+//!   (511 blocks per copy at 4 GiB, 1024 from 8 GiB up, in every backup group) would be
+//!   written for nothing, and the resize step's journal credits grow with it. The grown
+//!   filesystem ends with the full format's descriptors and (at most one block of) reserve.
+//!   When the reserve runs out the kernel converts to `meta_bg`, whose new GDT blocks it
+//!   reads before writing them: on an unwiped device that read fails, so a size whose growth
+//!   needs more than the 1024 block pointers of the resize inode's indirect block (about
+//!   8 TiB) is refused instead;
 //! - **features and block counts**: the same superblock template, and the full block count
 //!   (a too-small last group dropped as mke2fs drops it) becomes the growth target.
 //!
@@ -53,8 +57,6 @@ pub struct FinalLayout {
     pub blocks_per_group: u64,
     /// Inodes per group.
     pub inodes_per_group: u32,
-    /// Reserved GDT blocks mke2fs gives it.
-    pub reserved_gdt_blocks: u64,
 }
 
 impl FinalLayout {
@@ -75,7 +77,6 @@ pub fn final_layout(
         blocks: fs.block_count(),
         blocks_per_group: u64::from(sb.s_blocks_per_group),
         inodes_per_group: sb.s_inodes_per_group,
-        reserved_gdt_blocks: u64::from(sb.s_reserved_gdt_blocks),
     };
     // Dropped without ext2fs_close: nothing of the full layout is written.
     drop(fs);
@@ -98,15 +99,7 @@ pub fn initial_params(
     if !full.resize_inode {
         return Err(RequestError::GrowthTooLarge);
     }
-    let desc_final = layout.groups().div_ceil(DESC_PER_BLOCK);
-    let desc_initial = groups.div_ceil(DESC_PER_BLOCK);
-    // The growth takes `desc_final - desc_initial` blocks from the reserve; what mke2fs would
-    // reserve for the full size comes on top, as far as the resize inode can point.
-    let growth = desc_final - desc_initial;
-    if growth > MAX_RESERVED_GDT {
-        return Err(RequestError::GrowthTooLarge);
-    }
-    let reserve = (layout.reserved_gdt_blocks + growth).min(MAX_RESERVED_GDT);
+    let reserve = reserve_for_growth(layout.groups(), groups)?;
     let blocks = groups * bpg;
     let geometry = Geometry {
         blocks,
@@ -124,18 +117,31 @@ pub fn initial_params(
     Ok(Some((geometry, param)))
 }
 
+/// Reserved GDT blocks for growing from `initial_groups` to `final_groups`: the descriptor
+/// blocks the growth adds, and at least one (a zero in `ext2fs_initialize`'s template means
+/// "mke2fs' default"). Nothing more: the device never grows past its own size.
+pub fn reserve_for_growth(final_groups: u64, initial_groups: u64) -> Result<u64, RequestError> {
+    let growth = final_groups.div_ceil(DESC_PER_BLOCK) - initial_groups.div_ceil(DESC_PER_BLOCK);
+    if growth > MAX_RESERVED_GDT {
+        return Err(RequestError::GrowthTooLarge);
+    }
+    Ok(growth.max(1))
+}
+
 /// The smallest journal (in blocks) whose largest transaction holds one online-resize step.
 ///
 /// `ext4_flex_group_add` (fs/ext4/resize.c) starts one handle of `3 + 1 + ⌈groups / 64⌉ +
 /// reserved_gdb` credits for a chunk of up to 16 groups, and a jbd2 transaction holds at most a
 /// quarter of the journal (`j_max_transaction_buffers`: `j_total_len / 4`, less the fast-commit
-/// area, which our filesystems do not have). mke2fs reserves 1023–1024 GDT blocks from 8 GiB up,
-/// so the 16 MiB journal of a small initial filesystem (4096 blocks: 1024 credits) cannot hold
-/// a step (1028–1029 credits). Linux 6.1 was seen to fail the first step with ENOSPC at
-/// 32 GiB, and at 8 GiB to spin in `start_this_handle` until the soft-lockup watchdog fired
-/// (`vm_grow_negative_controls` with this floor removed). 16 credits of
-/// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB: 17 MiB from
-/// 8 GiB up, 9 MiB at 4 GiB (below the 16 MiB mke2fs gives the initial filesystem).
+/// area, which our filesystems do not have). With mke2fs' reserve (1023–1024 GDT blocks from
+/// 8 GiB up) a step needed 1028–1029 credits, more than the 16 MiB journal of a 512 MiB
+/// filesystem holds: Linux 6.1 was seen to fail the first step with ENOSPC at 32 GiB, and at
+/// 8 GiB to spin in `start_this_handle` until the soft-lockup watchdog fired. The reserve is
+/// now only what the growth takes ([`reserve_for_growth`]: 1 block at 4 GiB, 3 at 32 GiB,
+/// 1024 only near 8 TiB), so the floor exceeds the 4 MiB default journal only when the growth
+/// adds more than 235 descriptor blocks (about 2 TiB and up); it stays because a too-small
+/// journal hangs the kernel rather than failing. 16 credits of
+/// slack cover the revoke blocks jbd2 may add to a handle. Rounded up to whole MiB.
 pub fn min_journal_blocks(reserved_gdt_blocks: u64) -> u64 {
     let credits = 3 + 1 + 1 + reserved_gdt_blocks + 16;
     (4 * credits).div_ceil(256) * 256

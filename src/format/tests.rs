@@ -107,7 +107,11 @@ fn no_journal() {
     let sb = superblock(&img);
     assert_eq!(le32(&sb, 0x5c) & ffi::EXT3_FEATURE_COMPAT_HAS_JOURNAL, 0);
     assert_eq!(plan.journal_bytes, 0);
-    assert_eq!(with.journal_bytes, 16 * MIB, "mke2fs' journal for 512 MiB");
+    assert_eq!(
+        with.journal_bytes,
+        (16 * MIB).min(JOURNAL_MAX_BYTES),
+        "mke2fs' journal for 512 MiB, at most the measured default"
+    );
     assert_eq!(with.zero_bytes - plan.zero_bytes, with.journal_bytes);
 }
 
@@ -138,13 +142,38 @@ fn zero_ranges_are_well_formed() {
         plan.zero_bytes,
         plan.zero_ranges.iter().map(|r| r.len).sum::<u64>()
     );
-    // 16 groups × 8192 inodes × 256 bytes of inode tables + the 64 MiB journal, at least.
+    // 16 groups × 8192 inodes × 256 bytes of inode tables + the journal, at least.
     assert!(
-        plan.zero_bytes >= 16 * 8192 * 256 + 64 * MIB,
+        plan.zero_bytes >= 16 * 8192 * 256 + JOURNAL_MAX_BYTES,
         "{}",
         plan.zero_bytes
     );
-    assert_eq!(plan.journal_bytes, 64 * MIB);
+    // mke2fs would make 64 MiB; the measured default is smaller.
+    assert_eq!(plan.journal_bytes, JOURNAL_MAX_BYTES.min(64 * MIB));
+}
+
+/// Every zeroed byte has an owner, and the owners add up to the plan's zero bytes, for the
+/// full format and for the fast start's initial filesystem.
+#[test]
+fn zero_owners_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    for opts in [
+        FormatOptions::default(),
+        FormatOptions {
+            initial_bytes: Some(512 * MIB),
+            ..FormatOptions::default()
+        },
+    ] {
+        let plan = build_image(&img, 4096 * MIB, &opts).unwrap();
+        let o = plan.zero_owners;
+        assert_eq!(o.total(), plan.zero_bytes, "{o:?}");
+        assert_eq!(o.journal, plan.journal_bytes, "{o:?}");
+        let groups = u64::from(plan.group_count);
+        assert_eq!(o.bitmaps, groups * 2 * 4096, "{o:?}");
+        assert_eq!(o.inode_tables, plan.inode_count * 256, "{o:?}");
+        assert!(o.superblocks_and_descriptors >= 2 * 4096, "{o:?}");
+    }
 }
 
 /// The JSON form carries the ranges and counters the CLI prints.
@@ -176,4 +205,26 @@ fn uncreatable_file_is_reported() {
     assert!(matches!(err, FormatError::CreateImage { .. }));
     assert_eq!(err.class(), ErrorClass::InvalidInput);
     assert!(err.to_string().contains("/nonexistent-dir/img"));
+}
+
+/// The fast start's descriptor reserve is what the growth to the device's size takes: one
+/// block when no descriptor block is added (a zero would ask libext2fs for mke2fs' default),
+/// one per added descriptor block (64 groups each), and a refusal past the resize inode's
+/// 1024 pointers.
+#[test]
+fn growth_reserve_is_what_the_growth_takes() {
+    assert_eq!(growth::reserve_for_growth(32, 4), Ok(1), "4 GiB");
+    assert_eq!(growth::reserve_for_growth(64, 4), Ok(1));
+    assert_eq!(growth::reserve_for_growth(65, 4), Ok(1), "a second block");
+    assert_eq!(growth::reserve_for_growth(129, 4), Ok(2));
+    assert_eq!(
+        growth::reserve_for_growth(254, 4),
+        Ok(3),
+        "32 GiB's mapping"
+    );
+    assert_eq!(growth::reserve_for_growth(64 * 1025, 4), Ok(1024));
+    assert_eq!(
+        growth::reserve_for_growth(64 * 1025 + 1, 4),
+        Err(RequestError::GrowthTooLarge)
+    );
 }

@@ -29,15 +29,22 @@ pub struct WrittenBytes {
     /// the integrity superblock: 4 KiB plus `journal_sections` sections).
     pub integrity_metadata: u64,
     /// Bytes zeroed through the mapping: the plan's ranges (inode tables, bitmaps, journal)
-    /// plus the probe blocks and the read-ahead margins.
+    /// plus the probe blocks and the read-ahead margins: the sum of `zeroed_metadata`,
+    /// `probe_blocks` and `read_ahead_margins`.
     pub zeroed: u64,
-    /// The part of `zeroed` that is read-ahead margin rather than file-system metadata or
-    /// probe blocks.
-    pub read_ahead_margins: u64,
+    /// The plan's part of `zeroed`, by owner (superblocks and descriptors, descriptor
+    /// reserves, bitmaps, inode tables, journal).
+    pub zeroed_metadata: crate::format::ZeroOwners,
     /// The part of `zeroed` that libblkid's probers read and nothing else writes (RAID metadata
     /// and ZFS labels at the end of the mapping, `probes`); margins not included.
     pub probe_blocks: u64,
-    /// ext4 metadata copied from the image, through the mapping.
+    /// The part of `zeroed` that is read-ahead margin rather than file-system metadata or
+    /// probe blocks.
+    pub read_ahead_margins: u64,
+    /// ext4 metadata copied from the image, through the mapping (the image's data extents:
+    /// superblocks, descriptors, bitmaps of the used groups, the root directory and
+    /// `lost+found`, the primary descriptor reserve, the journal superblock). Blocks the
+    /// zeroing wrote first are written again here and counted in both.
     pub ext4_metadata: u64,
     /// dm-integrity tags written for the zeroed and copied blocks (a model of dm-bufio's
     /// writes, `luks::TagLayout`).

@@ -271,6 +271,14 @@ fn encrypt_builds_a_clean_file_system_and_reports() {
     assert!(report.mapping_bytes > 0 && report.mapping_bytes < report.source_bytes);
     assert!(report.written.zeroed > 0 && report.written.ext4_metadata > 0);
     assert_eq!(report.image_data_bytes, report.written.ext4_metadata);
+    // Every zeroed byte has a named owner.
+    let w8 = &report.written;
+    assert!(w8.zeroed_metadata.inode_tables > 0 && w8.zeroed_metadata.bitmaps > 0);
+    assert_eq!(
+        w8.zeroed,
+        w8.zeroed_metadata.total() + w8.probe_blocks + w8.read_ahead_margins,
+        "{w8:?}"
+    );
     assert_eq!(
         report.steps.iter().map(|s| s.step).collect::<Vec<_>>(),
         vec![

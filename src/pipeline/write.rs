@@ -120,6 +120,7 @@ pub(super) fn write_image(
     Ok(WrittenBytes {
         integrity_tags: tags.tag_write_bytes(&ranges) + tags.tag_write_bytes(&data_blocks),
         zeroed: zeroed.bytes_zeroed,
+        zeroed_metadata: plan.zero_owners,
         read_ahead_margins: total
             .saturating_sub(margin::total(&margin::merge(plan_ranges)))
             .saturating_sub(probe_blocks),

@@ -132,9 +132,13 @@ recipe_original() { # DEV NAME
     MAPPER=$m
 }
 
-# Sum of the `written` categories of scratchcrypt's JSON report.
+# The `written` object of scratchcrypt's pretty-printed JSON report (two-space indent: it ends at
+# the first line that closes an object at that depth; `zeroed_metadata` nests one level deeper).
+report_written_object() { sed -n '/^  "written"/,/^  }/p' /run/sc.json; }
+# Sum of the top-level `written` categories (their parts, such as `zeroed_metadata` and
+# `read_ahead_margins`, are inside `zeroed` and not added again).
 report_written() {
-    sed -n '/"written"/,/}/p' /run/sc.json | awk -F': ' '/[0-9]/ && !/read_ahead_margins|probe_blocks/ {
+    report_written_object | awk -F': ' '/^    "(luks_header_area|integrity_metadata|zeroed|ext4_metadata|integrity_tags)"/ {
         gsub(",", "", $2); s += $2 } END {print s + 0}'
 }
 
@@ -200,7 +204,7 @@ run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
         BENCH_MISMATCH="$BENCH_MISMATCH $recipe round $round: stress $stress, expected $want;"
     umount /mnt 2>/dev/null
     if [ -f /run/sc.json ]; then
-        sed -n '/"written"/,/}/p' /run/sc.json | tr -d ' \n' | sed "s/^/BENCH-BYTES recipe=$recipe round=$round /" && echo
+        report_written_object | tr -d ' \n' | sed "s/^/BENCH-BYTES recipe=$recipe round=$round /" && echo
         # Where the time went: the report's step times (bench analysis, not the verdict).
         sed -n '/"steps"/,/]/p' /run/sc.json | tr -d ' \n' | sed "s/^/BENCH-STEPS recipe=$recipe round=$round /" && echo
         [ ! -e "/dev/mapper/$nm" ] || scratchcrypt cleanup "$nm" >/dev/null

@@ -6,8 +6,9 @@
 # Disks: /dev/vda 2 GiB; /dev/vdb 8 GiB (a growth in several steps: encrypt writes the mapping's
 # last block itself, so only an intermediate step's last block is never written); /dev/vdc
 # 10 GiB, the control: it grows from 512 MiB past 64 groups (8 GiB), so a resize step takes a
-# second group-descriptor block out of the reserved GDT blocks (issue 23, item 3), with mke2fs'
-# reserved GDT blocks, whose resize steps need the journal floor (growth::min_journal_blocks).
+# second group-descriptor block out of the reserved GDT blocks (issue 23, item 3): the reserve is
+# exactly that one block (issue 27: no more than the growth to the device's size takes), so the
+# growth uses up the whole reserve.
 #
 # Each control must fail in the growth (exit 1, "growth failed: ..."), never in the encrypt
 # before it (exit 3), and the kernel must name the block the control left unwritten:

@@ -1,7 +1,9 @@
 # Guest script: `scratchcrypt encrypt --json` on a fresh disk. The integrity journal laid out at
 # format is one section (journal_sections 1 in the kernel's superblock, journal_sectors:264 in
 # the table the kernel reports), and the report's `written` categories add up, within 2 %, to
-# the sectors /sys/block/<dev>/stat says the device saw written. Then the file system mounts,
+# the sectors /sys/block/<dev>/stat says the device saw written; the owners of the zeroed bytes
+# (superblocks and descriptors, descriptor reserves, bitmaps, inode tables, journal, probe
+# blocks, read-ahead margins) add up to `zeroed` exactly. Then the file system mounts,
 # takes files, passes `e2fsck -fn`, and the kernel logs no integrity error.
 # Needs: scratchcrypt (the CLI), dmsetup, e2fsck; the test disk as /dev/vda.
 . /guest/lib.sh
@@ -29,6 +31,18 @@ echo "BYTES disk=$disk seen=$seen reported=$sum"
 diff=$((sum > seen ? sum - seen : seen - sum))
 [ $((diff * 100)) -le $((seen * 2)) ] ||
     fail "report says $sum bytes, the device saw $seen ($diff apart, more than 2 %)"
+
+# Every zeroed byte has a named owner (issue 27): the parts of `zeroed` add up to it exactly.
+owners=0
+line="BYTES-OWNERS"
+for k in superblocks_and_descriptors descriptor_reserves bitmaps inode_tables journal probe_blocks read_ahead_margins; do
+    v=$(json_num "$k")
+    [ -n "$v" ] || fail "report has no written owner $k"
+    owners=$((owners + v))
+    line="$line $k=$v"
+done
+echo "$line ext4_metadata=$(json_num ext4_metadata) integrity_tags=$(json_num integrity_tags) luks_header_area=$(json_num luks_header_area) integrity_metadata=$(json_num integrity_metadata)"
+[ "$owners" = "$(json_num zeroed)" ] || fail "the owners of the zeroed bytes add up to $owners, not $(json_num zeroed)"
 
 # The kernel's own layout: superblock at the data offset, journal_sections at byte 12 (le32),
 # provided_data_sectors at byte 16 (le64; small enough here for the low word).
