@@ -15,23 +15,22 @@
 mod support;
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use libblkid_rs::{BlkidProbe, BlkidSafeprobeRet, BlkidSublks, BlkidSublksFlags};
-use scratchcrypt::dm::{Activation, MockDm};
+use scratchcrypt::dm::MockDm;
 use scratchcrypt::format::FormatOptions;
 use scratchcrypt::luks::MockFormatter;
-use scratchcrypt::pipeline::{
-    encrypt_with, BlockDevices, MountRequest, SourceInfo, System, ZeroStage,
-};
+use scratchcrypt::pipeline::{encrypt_with, System, ZeroStage};
 use scratchcrypt::{EncryptOptions, MappingName};
 
 use support::privileged;
 use support::strict_device::{RefusedRead, StrictDevice};
+use support::strict_devices::StrictDevices;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -44,64 +43,6 @@ const UUID: [u8; 16] = [
 ];
 const UUID_TEXT: &str = "24242424-1122-4344-8566-778899aabbcc";
 const LABEL: &str = "probe24";
-
-/// Block devices for `encrypt_with`: the source is a regular file, the mapping a strict device
-/// created on `open_mapping` with the size the activation gives.
-struct StrictDevices {
-    strict: RefCell<Option<StrictDevice>>,
-}
-
-fn io_error(what: &'static str, path: &Path, source: std::io::Error) -> scratchcrypt::Error {
-    scratchcrypt::Error::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-impl BlockDevices for StrictDevices {
-    fn probe_source(&self, path: &Path, _wait: Duration) -> scratchcrypt::Result<SourceInfo> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| io_error("stat", path, e))?
-            .len();
-        Ok(SourceInfo::unlocked(len))
-    }
-
-    fn open_mapping(&self, activation: &Activation) -> scratchcrypt::Result<File> {
-        let dev = StrictDevice::new(activation.size_bytes, 4096)
-            .map_err(|e| io_error("create the strict device for", &activation.mapper_path, e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(dev.device_path())
-            .map_err(|e| io_error("open", dev.device_path(), e))?;
-        *self.strict.borrow_mut() = Some(dev);
-        Ok(file)
-    }
-
-    fn mount(&self, _device: &Path, request: &MountRequest) -> scratchcrypt::Result<()> {
-        Err(io_error(
-            "mount (not used by these tests)",
-            &request.dir,
-            std::io::Error::from_raw_os_error(libc::ENOTSUP),
-        ))
-    }
-
-    fn unmount(&self, dir: &Path) -> scratchcrypt::Result<()> {
-        nix::mount::umount(dir).map_err(|e| io_error("unmount", dir, e.into()))
-    }
-
-    fn mount_private_tmpfs(&self, dir: &Path) -> scratchcrypt::Result<()> {
-        nix::mount::mount(
-            Some("tmpfs"),
-            dir,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("mode=0700"),
-        )
-        .map_err(|e| io_error("mount tmpfs on", dir, e.into()))
-    }
-}
 
 /// `ranges` minus `hole`.
 fn subtract(ranges: Vec<Range<u64>>, hole: Range<u64>) -> Vec<Range<u64>> {

@@ -8,6 +8,7 @@
 //!   ([`ext4_layout`] says what it is: "inode table of group 3").
 //! - [`sparse_copy`]: the Go original's hole-skipping copy and a zero writer.
 //! - [`privileged`]: skip-or-fail when root, FUSE or loop devices are missing; the serial lock.
+//! - [`strict_devices`]: the pipeline's block-device seam over the strict device.
 //! - [`skip`]: the one skip rule (`SCRATCHCRYPT_REQUIRE_PRIVILEGED=1` turns skips into failures).
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -20,6 +21,7 @@ pub mod skip;
 pub mod sparse_copy;
 pub mod stress;
 pub mod strict_device;
+pub mod strict_devices;
 
 use std::path::Path;
 
