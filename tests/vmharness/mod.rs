@@ -44,16 +44,21 @@ pub fn run_scenario(test: &str, script: &str, label: &str, disk_size: &str, bina
     run_scenario_on(test, script, label, disk_size, 1, binary);
 }
 
+/// The running test binary's profile directory: target/<profile>/deps/<test>-<hash> ->
+/// target/<profile>.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
 /// Build the example `name` (the library driven by a small program, for scenarios that need
 /// the library's test hooks) and return the path of its binary.
 #[allow(dead_code)] // not every test binary that includes the harness uses it
 pub fn build_example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
+    let profile = profile_dir();
     // Build it in the profile of the tests (`cargo test --release` looks in target/release).
     let mut args = vec!["build", "--quiet", "--example", name];
     if profile.file_name().is_some_and(|p| p == "release") {
@@ -71,11 +76,7 @@ pub fn build_example(name: &str) -> std::path::PathBuf {
 /// Build the integration-test binary `name` (`cargo test --no-run --test <name>`, in the profile
 /// of the running tests) and return the path of its executable, from cargo's JSON messages.
 pub fn build_test_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let release = exe
-        .parent()
-        .and_then(Path::parent)
-        .is_some_and(|p| p.file_name().is_some_and(|n| n == "release"));
+    let release = profile_dir().file_name().is_some_and(|n| n == "release");
     let mut args = vec![
         "test",
         "--no-run",
