@@ -95,7 +95,7 @@ pub const JOURNAL_MAX_BYTES: u64 = 4 << 20;
 const JOURNAL_MAX_BLOCKS: u32 = (JOURNAL_MAX_BYTES / BLOCK_SIZE as u64) as u32;
 
 /// Options of the ext4 image. The defaults are those of Debian's `mke2fs -t ext4`, except
-/// that the journal is at most [`JOURNAL_MAX_BYTES`] and a full format has no resize inode.
+/// that the journal is at most `JOURNAL_MAX_BYTES` (4 MiB) and a full format has no resize inode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FormatOptions {
     /// Bytes per inode; `None` uses mke2fs' size class.
