@@ -202,6 +202,11 @@ run_recipe() { # RECIPE DISK NAME ROUND STRESS(yes/no)
     want=$(bench_expected "$recipe") # verdict (issue 17)
     [ "$stress" = skipped ] || [ "$stress" = "$want" ] ||
         BENCH_MISMATCH="$BENCH_MISMATCH $recipe round $round: stress $stress, expected $want;"
+    # A recipe that must pass must also be ready with a clean kernel log in the rounds without
+    # the stress (issue 23, item 4: those rounds were never checked).
+    if [ "$want" = pass ] && { [ "$ready" != yes ] || [ "$errors" -ne 0 ]; }; then
+        BENCH_MISMATCH="$BENCH_MISMATCH $recipe round $round: ready $ready, $errors kernel error lines;"
+    fi
     umount /mnt 2>/dev/null
     if [ -f /run/sc.json ]; then
         report_written_object | tr -d ' \n' | sed "s/^/BENCH-BYTES recipe=$recipe round=$round /" && echo
