@@ -79,6 +79,9 @@ pub struct Ext4Geometry {
     pub groups_per_flex: u64,
     /// `s_mount_opts`, NUL-trimmed.
     pub mount_opts: [u8; 64],
+    /// Whether the file system has a resize inode (`COMPAT_RESIZE_INODE`): every fast start
+    /// does; a full format, which never grows, has none since issue 27.
+    pub resize_inode: bool,
 }
 
 /// Why growth could not proceed.
@@ -162,12 +165,10 @@ impl Ext4Geometry {
         if incompat & want != want || incompat & INCOMPAT_META_BG != 0 {
             return Err(bad("the incompatible feature set", u64::from(incompat)));
         }
-        if ro_compat & RO_COMPAT_SPARSE_SUPER == 0
-            || compat & COMPAT_SPARSE_SUPER2 != 0
-            || compat & COMPAT_RESIZE_INODE == 0
-        {
+        if ro_compat & RO_COMPAT_SPARSE_SUPER == 0 || compat & COMPAT_SPARSE_SUPER2 != 0 {
             return Err(bad("the compatible feature set", u64::from(compat)));
         }
+        let resize_inode = compat & COMPAT_RESIZE_INODE != 0;
         let blocks = u64::from(le32(0x04)) | (u64::from(le32(0x150)) << 32);
         let first_data_block = u64::from(le32(0x14));
         let blocks_per_group = u64::from(le32(0x20));
@@ -194,7 +195,7 @@ impl Ext4Geometry {
         if desc_size != 64 {
             return Err(bad("the group descriptor size", desc_size));
         }
-        if reserved_gdt_blocks > BLOCK_SIZE / 4 {
+        if reserved_gdt_blocks > BLOCK_SIZE / 4 || (!resize_inode && reserved_gdt_blocks != 0) {
             return Err(bad("reserved GDT blocks", reserved_gdt_blocks));
         }
         if log_flex > 16 {
@@ -211,6 +212,7 @@ impl Ext4Geometry {
             reserved_gdt_blocks,
             groups_per_flex: 1 << log_flex,
             mount_opts,
+            resize_inode,
         })
     }
 
@@ -224,6 +226,13 @@ impl Ext4Geometry {
                 source,
             })?;
         Ext4Geometry::parse(&sb, device)
+    }
+
+    /// Whether this file system is a fast start this tool can grow: it asks every mount for
+    /// `noinit_itable` (so the kernel zeroes new inode tables itself) and has the resize inode
+    /// whose reserve the growth takes its descriptor blocks from. A full format has neither.
+    pub fn is_growable(&self) -> bool {
+        self.has_noinit_itable() && self.resize_inode
     }
 
     /// Whether the superblock asks every mount for `noinit_itable`.

@@ -131,7 +131,7 @@ pub fn grow_mounted(
     check_mounted_from(&dev, mapping, &dir, mount).map_err(fail)?;
     let read_ahead = crate::blockdev::read_ahead_bytes(&dev).unwrap_or(0);
     let mut geom = Ext4Geometry::read(&dev, mapping).map_err(|e| fail(e.into()))?;
-    if !geom.has_noinit_itable() {
+    if !geom.is_growable() {
         return Err(fail(Error::Refused {
             path: mapping.to_path_buf(),
             reason: crate::error::Refusal::NotGrowable,

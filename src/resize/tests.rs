@@ -13,6 +13,7 @@ fn geometry(groups: u64) -> Ext4Geometry {
         reserved_gdt_blocks: 511,
         groups_per_flex: 16,
         mount_opts: [0; 64],
+        resize_inode: true,
     }
 }
 

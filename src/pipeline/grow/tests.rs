@@ -25,6 +25,7 @@ fn superblock_values_we_never_write_are_refused() {
     assert_eq!(g.blocks, plan.block_count);
     assert_eq!(g.inodes_per_group, 8192);
     assert!(g.has_noinit_itable());
+    assert!(g.resize_inode && g.is_growable());
     assert_eq!(g.groups_per_flex, 16);
     type Mutation = fn(&mut [u8; SUPERBLOCK_BYTES]);
     let cases: [(Mutation, &str); 7] = [
@@ -48,6 +49,32 @@ fn superblock_values_we_never_write_are_refused() {
         let e = Ext4Geometry::parse(&bad, &image).unwrap_err();
         assert!(e.to_string().contains(what), "{e} should name {what}");
     }
+}
+
+/// A full format (no resize inode since issue 27, no `noinit_itable`) is one of ours: its
+/// superblock parses, and it is not growable, so `grow` refuses it as "not made with a fast
+/// start" instead of as a superblock this tool never writes.
+#[test]
+fn a_full_format_parses_and_is_not_growable() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("img");
+    let opts = crate::format::FormatOptions::default();
+    let plan = crate::format::build_image(&image, 4 << 30, &opts).unwrap();
+    let mut sb = [0u8; SUPERBLOCK_BYTES];
+    std::fs::File::open(&image)
+        .unwrap()
+        .read_exact_at(&mut sb, SUPERBLOCK_OFFSET)
+        .unwrap();
+    let g = Ext4Geometry::parse(&sb, &image).unwrap();
+    assert_eq!(g.blocks, plan.block_count);
+    assert!(!g.resize_inode);
+    assert_eq!(g.reserved_gdt_blocks, 0);
+    assert!(!g.is_growable());
+    // Reserved GDT blocks without a resize inode: nothing we write.
+    let mut bad = sb;
+    bad[0xCE] = 1;
+    let e = Ext4Geometry::parse(&bad, &image).unwrap_err();
+    assert!(e.to_string().contains("reserved GDT blocks"), "{e}");
 }
 
 /// The growth record survives a save and load, and a missing one is `None`, not an error.
