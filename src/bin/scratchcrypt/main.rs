@@ -102,9 +102,8 @@ struct EncryptArgs {
     #[arg(long, requires = "mount")]
     fast_start: bool,
     /// With --fast-start: the size of the file system at first (rounded down to whole
-    /// 128 MiB block groups). 256 MiB by measurement: a writer at full speed from the first
-    /// instant kept at least 192 MiB free while the disk grew; 512M gives more headroom.
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size_arg, requires = "fast_start")]
+    /// 128 MiB block groups).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size_arg, requires = "fast_start")]
     initial_size: u64,
     /// With --fast-start: size the journal for the full disk (as a full format would, up to
     /// 1 GiB) instead of the initial one; all of it is written before the mount.
