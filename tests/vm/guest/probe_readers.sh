@@ -84,8 +84,16 @@ for spec in vda:default vdb:default vdc:fast vdd:fast; do
     [ "$(echo "$out" | grep -c " 0x[0-9a-f]")" -eq 1 ] || fail "wipefs -n $mapper: not exactly one signature: $out"
     log "$name: wipefs -n: $(echo "$out" | grep " 0x[0-9a-f]")"
 
-    # file -s reads the start of the device through the page cache, read-ahead and all.
-    out=$($G/file -m $G/magic.mgc -s "$mapper") || fail "file -s $mapper exited $?"
+    # file -s reads the start of the device through the page cache, read-ahead and all: its
+    # first 7 MiB (FILE_BYTES_MAX) in one read(), and the read-ahead runs on to about 9 MiB.
+    # Since issue 27's smaller descriptor reserve a fast start's written metadata ends near
+    # 8.1 MiB, so a plain `file -s` of a fast-start disk reads never-written blocks (AEAD lines
+    # at 8.1 and 9.0 MiB, measured): a known gap (README, "Which readers are covered"). On a
+    # fast start it is run here with its read capped at 1 MiB (`-P bytes=`), which is what it
+    # needs to identify ext4; the full format is probed with the plain command.
+    cap=""
+    [ "$mode" = fast ] && cap="-P bytes=1048576"
+    out=$($G/file -m $G/magic.mgc $cap -s "$mapper") || fail "file $cap -s $mapper exited $?"
     echo "$out" | grep -q "ext4 filesystem data, UUID=$uuid" || fail "file -s $mapper: $out"
     log "$name: file -s: ${out#*: }"
 
