@@ -24,9 +24,14 @@ fn run_matrix(test: &str, kernel: &str) {
         return;
     }
     let example = vmharness::build_example("luks_activate");
+    // rel_concurrency.sh's positive control of the /proc/keys check needs it at /guest.
+    let keyring_probe = vmharness::build_example("keyring_probe");
     let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/guest");
     // The harness packs only the scenario and the *lib.sh files; the parts go as extra files.
-    let mut files = vec![example.to_string_lossy().into_owned()];
+    let mut files = vec![
+        example.to_string_lossy().into_owned(),
+        keyring_probe.to_string_lossy().into_owned(),
+    ];
     files.extend(
         PARTS
             .iter()
