@@ -6,13 +6,20 @@ use std::os::unix::fs::FileExt;
 use super::*;
 use crate::resize::{SUPERBLOCK_BYTES, SUPERBLOCK_OFFSET};
 
-/// A superblock as mkfs writes it for us parses; every field we depend on is checked.
-#[test]
-fn superblock_values_we_never_write_are_refused() {
+/// A 4 GiB image built by the formatter (a fast start of `initial` bytes, or a full format),
+/// its plan and its primary superblock; the temp dir keeps the image alive.
+fn superblock_of(
+    initial: Option<u64>,
+) -> (
+    tempfile::TempDir,
+    PathBuf,
+    crate::format::FormatPlan,
+    [u8; SUPERBLOCK_BYTES],
+) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("img");
     let opts = crate::format::FormatOptions {
-        initial_bytes: Some(512 << 20),
+        initial_bytes: initial,
         ..crate::format::FormatOptions::default()
     };
     let plan = crate::format::build_image(&image, 4 << 30, &opts).unwrap();
@@ -21,6 +28,13 @@ fn superblock_values_we_never_write_are_refused() {
         .unwrap()
         .read_exact_at(&mut sb, SUPERBLOCK_OFFSET)
         .unwrap();
+    (dir, image, plan, sb)
+}
+
+/// A superblock as mkfs writes it for us parses; every field we depend on is checked.
+#[test]
+fn superblock_values_we_never_write_are_refused() {
+    let (_dir, image, plan, sb) = superblock_of(Some(512 << 20));
     let g = Ext4Geometry::parse(&sb, &image).unwrap();
     assert_eq!(g.blocks, plan.block_count);
     assert_eq!(g.inodes_per_group, 8192);
@@ -56,15 +70,7 @@ fn superblock_values_we_never_write_are_refused() {
 /// start" instead of as a superblock this tool never writes.
 #[test]
 fn a_full_format_parses_and_is_not_growable() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("img");
-    let opts = crate::format::FormatOptions::default();
-    let plan = crate::format::build_image(&image, 4 << 30, &opts).unwrap();
-    let mut sb = [0u8; SUPERBLOCK_BYTES];
-    std::fs::File::open(&image)
-        .unwrap()
-        .read_exact_at(&mut sb, SUPERBLOCK_OFFSET)
-        .unwrap();
+    let (_dir, image, plan, sb) = superblock_of(None);
     let g = Ext4Geometry::parse(&sb, &image).unwrap();
     assert_eq!(g.blocks, plan.block_count);
     assert!(!g.resize_inode);
